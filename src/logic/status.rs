@@ -1,0 +1,65 @@
+//! The target's `dmsetup status` (INFO), `dmsetup table` (TABLE) and IMA lines.
+//!
+//! INFO is a list of space-separated `key=value` tokens, documented in `docs/status.md`; scripts and `dmremap`
+//! parse it, so keys are only ever added, never renamed.
+
+use core::fmt::{self, Write};
+
+/// A snapshot of the target's I/O counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoCounters {
+    /// Read bios completed.
+    pub reads: u64,
+    /// Write bios completed (data writes, not flushes or discards).
+    pub writes: u64,
+    /// Empty flush bios completed, counted once per dm-level flush.
+    pub flushes: u64,
+    /// Discard bios completed.
+    pub discards: u64,
+    /// Reads that completed with an error.
+    pub read_errors: u64,
+    /// Writes that completed with an error.
+    pub write_errors: u64,
+}
+
+/// What the status lines say about the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusView<'a> {
+    /// Target name and version, for IMA.
+    pub name: &'a str,
+    /// `[major, minor, patch]` of the target type.
+    pub version: [u32; 3],
+    /// Main device as `major:minor`.
+    pub main: &'a str,
+    /// Spare device as `major:minor`.
+    pub spare: &'a str,
+    /// Remap unit in bytes (the main device's logical block size).
+    pub unit_bytes: u32,
+    /// I/O counters.
+    pub io: IoCounters,
+}
+
+/// INFO: `unit_bytes=… reads=… writes=… flushes=… discards=… read_errors=… write_errors=…`.
+pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
+    let io = &v.io;
+    write!(
+        w,
+        "unit_bytes={} reads={} writes={} flushes={} discards={} read_errors={} write_errors={}",
+        v.unit_bytes, io.reads, io.writes, io.flushes, io.discards, io.read_errors, io.write_errors
+    )
+}
+
+/// TABLE: the constructor arguments, with devices as `major:minor` (device-mapper's convention).
+pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
+    write!(w, "{} {}", v.main, v.spare)
+}
+
+/// IMA measurement: `key=value` pairs separated by `,` and ended by `;`.
+pub fn write_ima<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
+    let [major, minor, patch] = v.version;
+    write!(
+        w,
+        "target_name={},target_version={}.{}.{},main_device={},spare_device={},unit_bytes={};",
+        v.name, major, minor, patch, v.main, v.spare, v.unit_bytes
+    )
+}

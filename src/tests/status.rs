@@ -1,0 +1,79 @@
+//! Status formatting and the output buffer's device-mapper semantics.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+use core::fmt::Write;
+
+use dm_remap_v4_target::outbuf::OutBuf;
+use dm_remap_v4_target::status::{write_ima, write_info, write_table, IoCounters, StatusView};
+
+fn view() -> StatusView<'static> {
+    StatusView {
+        name: "dm-remap-v4",
+        version: [0, 1, 0],
+        main: "7:0",
+        spare: "7:1",
+        unit_bytes: 4096,
+        io: IoCounters {
+            reads: 1,
+            writes: 2,
+            flushes: 3,
+            discards: 4,
+            read_errors: 5,
+            write_errors: 6,
+        },
+    }
+}
+
+fn render(f: fn(&mut OutBuf<'_>, &StatusView<'_>) -> core::fmt::Result) -> String {
+    let mut buf = [0xffu8; 256];
+    let mut out = OutBuf::new(&mut buf);
+    f(&mut out, &view()).unwrap();
+    assert!(!out.overflowed());
+    String::from_utf8(out.as_bytes().to_vec()).unwrap()
+}
+
+#[test]
+fn info_is_key_value_tokens() {
+    assert_eq!(
+        render(|w, v| write_info(w, v)),
+        "unit_bytes=4096 reads=1 writes=2 flushes=3 discards=4 read_errors=5 write_errors=6"
+    );
+}
+
+#[test]
+fn table_and_ima() {
+    assert_eq!(render(|w, v| write_table(w, v)), "7:0 7:1");
+    assert_eq!(
+        render(|w, v| write_ima(w, v)),
+        "target_name=dm-remap-v4,target_version=0.1.0,main_device=7:0,spare_device=7:1,unit_bytes=4096;"
+    );
+}
+
+#[test]
+fn output_is_nul_terminated() {
+    let mut buf = [0xffu8; 16];
+    let mut out = OutBuf::new(&mut buf);
+    out.write_str("abc").unwrap();
+    assert_eq!(out.as_bytes(), b"abc");
+    assert_eq!(&buf[..4], b"abc\0");
+}
+
+#[test]
+fn overflow_fills_the_buffer_as_dm_expects() {
+    let mut buf = [0xffu8; 8];
+    let mut out = OutBuf::new(&mut buf);
+    assert!(out.write_str("0123456789").is_err());
+    assert!(out.overflowed());
+    assert!(out.write_str("x").is_err());
+    // dm_message_test_buffer_overflow(): strlen(result) + 1 >= maxlen.
+    let len = buf.iter().position(|&b| b == 0).unwrap();
+    assert_eq!(len + 1, buf.len());
+}
+
+#[test]
+fn empty_buffer_is_safe() {
+    let mut buf = [0u8; 0];
+    let mut out = OutBuf::new(&mut buf);
+    assert!(out.write_str("a").is_err());
+    assert!(out.overflowed());
+}
