@@ -1,0 +1,131 @@
+//! Every way a metadata operation can fail, with a message for `ti->error` and a negative errno.
+
+/// One variant per distinct failure; see `docs/metadata-format.md` for when each is returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Reading the metadata region failed.
+    ReadFailed,
+    /// Writing the metadata region failed.
+    WriteFailed,
+    /// Flushing the spare device's write cache failed.
+    FlushFailed,
+    /// The caller's I/O buffer is not exactly one metadata block.
+    BufferSize,
+    /// Requested geometry or capacity is out of range.
+    BadGeometry,
+    /// The spare device cannot hold the metadata region and at least one pool unit.
+    SpareTooSmall,
+    /// Every superblock copy is all zeros: the region was never formatted.
+    Blank,
+    /// The region holds data that is not dm-remap-v4 metadata.
+    Foreign,
+    /// The region belongs to another dm-remap-v4 setup (different UUID).
+    OtherSetup,
+    /// The region's setup was made for a different main device.
+    MainMismatch,
+    /// The region is a different member of this setup than expected.
+    MemberMismatch,
+    /// A superblock has a format version this code does not know.
+    UnsupportedVersion,
+    /// A superblock uses an incompatible feature this code does not know.
+    IncompatFeatures,
+    /// No superblock copy passed its checksum.
+    SuperblockCorrupt,
+    /// The newest superblock passed its checksum but its fields are inconsistent.
+    SuperblockInvalid,
+    /// The checkpoint the newest superblock points to is damaged.
+    CheckpointCorrupt,
+    /// A checksummed checkpoint or journal record holds an impossible entry.
+    RecordInvalid,
+    /// A metadata block read back differently the second time.
+    UnstableRead,
+    /// A record given to commit or checkpoint is out of range for this setup.
+    BadRecord,
+    /// A commit batch is larger than the whole journal.
+    BatchTooLarge,
+    /// The journal has no room for the batch: write a checkpoint first.
+    JournalFull,
+    /// More entries than the metadata region's capacity.
+    TableFull,
+    /// An earlier write or flush failed; the on-disk state must be reloaded.
+    Poisoned,
+    /// A sequence or version counter would overflow.
+    Overflow,
+}
+
+/// Linux errno values used by [`Error::errno`]; identical on every architecture the kernel supports.
+mod errno {
+    pub(super) const EIO: i32 = 5;
+    pub(super) const EBUSY: i32 = 16;
+    pub(super) const EEXIST: i32 = 17;
+    pub(super) const EINVAL: i32 = 22;
+    pub(super) const ENOSPC: i32 = 28;
+    pub(super) const ENODATA: i32 = 61;
+    pub(super) const EOVERFLOW: i32 = 75;
+    pub(super) const EOPNOTSUPP: i32 = 95;
+    pub(super) const EUCLEAN: i32 = 117;
+}
+
+impl Error {
+    /// A short, specific English message, e.g. for `ti->error` or a command-line tool.
+    pub const fn message(&self) -> &'static str {
+        match self {
+            Self::ReadFailed => "metadata read failed",
+            Self::WriteFailed => "metadata write failed",
+            Self::FlushFailed => "metadata flush failed",
+            Self::BufferSize => "metadata buffer is not one 4096-byte block",
+            Self::BadGeometry => "invalid metadata geometry or capacity",
+            Self::SpareTooSmall => "spare device too small for its metadata region",
+            Self::Blank => "metadata region is blank",
+            Self::Foreign => "metadata region holds foreign data",
+            Self::OtherSetup => "spare belongs to another dm-remap setup",
+            Self::MainMismatch => "spare was set up for a different main device",
+            Self::MemberMismatch => "spare is a different member of this setup",
+            Self::UnsupportedVersion => "unsupported metadata format version",
+            Self::IncompatFeatures => "metadata uses unknown incompatible features",
+            Self::SuperblockCorrupt => "all metadata superblock copies are corrupt",
+            Self::SuperblockInvalid => "metadata superblock fields are inconsistent",
+            Self::CheckpointCorrupt => "metadata checkpoint is corrupt",
+            Self::RecordInvalid => "metadata holds an invalid remap entry",
+            Self::UnstableRead => "metadata changed between two reads",
+            Self::BadRecord => "remap entry out of range for this setup",
+            Self::BatchTooLarge => "commit batch larger than the metadata journal",
+            Self::JournalFull => "metadata journal full, checkpoint needed",
+            Self::TableFull => "remap table exceeds metadata capacity",
+            Self::Poisoned => "metadata store failed earlier, reload needed",
+            Self::Overflow => "metadata sequence counter overflow",
+        }
+    }
+
+    /// The negative errno the kernel returns for this failure.
+    pub const fn errno(&self) -> i32 {
+        let e = match self {
+            Self::ReadFailed
+            | Self::WriteFailed
+            | Self::FlushFailed
+            | Self::UnstableRead
+            | Self::Poisoned => errno::EIO,
+            Self::BufferSize | Self::BadGeometry | Self::BadRecord | Self::BatchTooLarge => {
+                errno::EINVAL
+            }
+            Self::MemberMismatch => errno::EINVAL,
+            Self::SpareTooSmall | Self::JournalFull | Self::TableFull => errno::ENOSPC,
+            Self::Blank => errno::ENODATA,
+            Self::Foreign => errno::EBUSY,
+            Self::OtherSetup | Self::MainMismatch => errno::EEXIST,
+            Self::UnsupportedVersion | Self::IncompatFeatures => errno::EOPNOTSUPP,
+            Self::SuperblockCorrupt
+            | Self::SuperblockInvalid
+            | Self::CheckpointCorrupt
+            | Self::RecordInvalid => errno::EUCLEAN,
+            Self::Overflow => errno::EOVERFLOW,
+        };
+        e.wrapping_neg()
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.message())
+    }
+}
