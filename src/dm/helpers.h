@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Out-of-line wrappers for the static inline block-layer functions dm-remap-v4 calls.
+ *
+ * Rust cannot call a C `static inline` function, and an out-of-tree module cannot add to the kernel's
+ * rust/helpers/. These are the module's own equivalent; each is a one-line forward.
+ */
+#ifndef DM_REMAP_V4_HELPERS_H
+#define DM_REMAP_V4_HELPERS_H
+
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+
+void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
+sector_t dmr_bdev_nr_sectors(struct block_device *bdev);
+unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
+bool dmr_log_ratelimit(void);
+
+#endif

@@ -1,0 +1,167 @@
+//! The `dm-remap-v4` target: constructor, I/O routing, status and messages.
+//!
+//! Pass-through stage: every bio goes to the main device at its offset within the target, flushes go to every
+//! device, and completions are counted. Remapping builds on this routing.
+
+use core::ffi::CStr;
+use core::fmt::Write;
+
+use kernel::prelude::*;
+
+use crate::dm::{
+    Args, Bio, BlkStatus, CtrError, Device, DeviceVisitor, EndIo, MapResult, Op, QueueLimits,
+    StatusKind, Target, TargetCtr, TargetInfo,
+};
+use crate::logic::message::{parse_message, Message, HELP};
+use crate::logic::outbuf::OutBuf;
+use crate::logic::status::{write_ima, write_info, write_table, StatusView};
+use crate::logic::table::parse_table;
+use crate::stats::{IoKind, IoStats};
+
+const SECTOR_BYTES: u32 = 512;
+
+/// One `dm-remap-v4` table entry.
+pub(crate) struct RemapTarget {
+    main: Device,
+    spare: Device,
+    /// The remap unit: the main device's logical block size.
+    unit_bytes: u32,
+    stats: IoStats,
+}
+
+/// Flush bio number device-mapper gives the copy meant for each device (`num_flush_bios`).
+const FLUSH_MAIN: u32 = 0;
+const FLUSH_SPARE: u32 = 1;
+
+fn ctr_err(errno: Error, msg: &'static CStr) -> CtrError {
+    CtrError::new(errno, msg)
+}
+
+impl Target for RemapTarget {
+    const NAME: &'static CStr = c"dm-remap-v4";
+    const VERSION: [u32; 3] = [0, 1, 0];
+
+    fn new(ctr: &mut TargetCtr<'_>, args: Args<'_>) -> Result<Self, CtrError> {
+        let table = parse_table(args).map_err(|e| ctr_err(EINVAL, e.message()))?;
+        let main = ctr
+            .get_device(table.main)
+            .map_err(|e| ctr_err(e, c"Cannot open main device"))?;
+        let spare = ctr
+            .get_device(table.spare)
+            .map_err(|e| ctr_err(e, c"Cannot open spare device"))?;
+        if main.same_as(&spare) {
+            return Err(ctr_err(EINVAL, c"Spare device is the main device"));
+        }
+        let unit_bytes = main.logical_block_size();
+        if spare.logical_block_size() != unit_bytes {
+            return Err(ctr_err(
+                EINVAL,
+                c"Main and spare devices have different logical block sizes",
+            ));
+        }
+        let info = ctr.info();
+        if info.len() > main.nr_sectors() {
+            return Err(ctr_err(EINVAL, c"Target length exceeds the main device"));
+        }
+        let unit_sectors = u64::from(unit_bytes / SECTOR_BYTES).max(1);
+        if info.len() % unit_sectors != 0 {
+            return Err(ctr_err(
+                EINVAL,
+                c"Target length is not a multiple of the logical block size",
+            ));
+        }
+        // A flush must reach every device that may hold acknowledged data.
+        ctr.set_num_flush_bios(2);
+        ctr.set_num_discard_bios(1);
+        ctr.set_num_write_zeroes_bios(1);
+        Ok(Self {
+            main,
+            spare,
+            unit_bytes,
+            stats: IoStats::default(),
+        })
+    }
+
+    fn map(&self, ti: &TargetInfo, bio: &mut Bio) -> MapResult {
+        if bio.bytes() == 0 {
+            // Empty flush: one copy per device.
+            let dev = match bio.target_bio_nr() {
+                FLUSH_MAIN => &self.main,
+                FLUSH_SPARE => &self.spare,
+                _ => return MapResult::Kill,
+            };
+            bio.remap(dev, 0);
+            return MapResult::Remapped;
+        }
+        let sector = bio.sector().wrapping_sub(ti.begin());
+        bio.remap(&self.main, sector);
+        MapResult::Remapped
+    }
+
+    fn end_io(&self, _ti: &TargetInfo, bio: &mut Bio, status: &mut BlkStatus) -> EndIo {
+        // The bio's iterator is consumed by now (its size reads 0): tell flushes from data writes by the flag.
+        // Device-mapper strips REQ_PREFLUSH from a data write after sending the flush separately.
+        let kind = match bio.op() {
+            Op::Read => Some(IoKind::Read),
+            Op::Write if bio.is_preflush() => {
+                // Count a dm-level flush once, not once per device.
+                (bio.target_bio_nr() == FLUSH_MAIN).then_some(IoKind::Flush)
+            }
+            Op::Write => Some(IoKind::Write),
+            Op::Discard => Some(IoKind::Discard),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.stats.record(kind, status.is_ok());
+        }
+        EndIo::Done
+    }
+
+    fn status(&self, _ti: &TargetInfo, kind: StatusKind, out: &mut OutBuf<'_>) {
+        let view = StatusView {
+            name: "dm-remap-v4",
+            version: Self::VERSION,
+            main: self.main.name(),
+            spare: self.spare.name(),
+            unit_bytes: self.unit_bytes,
+            io: self.stats.snapshot(),
+        };
+        // Overflow is recorded in `out` and reported to userspace as a full buffer.
+        let _ = match kind {
+            StatusKind::Info => write_info(out, &view),
+            StatusKind::Table => write_table(out, &view),
+            StatusKind::Ima => write_ima(out, &view),
+        };
+    }
+
+    fn message(&self, _ti: &TargetInfo, args: Args<'_>, out: &mut OutBuf<'_>) -> Result {
+        match parse_message(args) {
+            Ok(Message::Help) => {
+                let _ = out.write_str(HELP);
+                Ok(())
+            }
+            Err(e) => {
+                if crate::dm::log_ratelimit() {
+                    pr_warn!(
+                        "message rejected: {}\n",
+                        e.message().to_str().unwrap_or("?")
+                    );
+                }
+                Err(EINVAL)
+            }
+        }
+    }
+
+    fn iterate_devices(&self, ti: &TargetInfo, visitor: &mut DeviceVisitor) -> i32 {
+        let r = visitor.visit(&self.main, 0, ti.len());
+        if r != 0 {
+            return r;
+        }
+        visitor.visit(&self.spare, 0, self.spare.nr_sectors())
+    }
+
+    fn io_hints(&self, _ti: &TargetInfo, limits: &mut QueueLimits<'_>) {
+        // Never let the stack issue I/O smaller than a remap unit.
+        limits.stack_block_size(self.unit_bytes);
+    }
+}
