@@ -1,5 +1,7 @@
 //! Every way a metadata operation can fail, with a message for `ti->error` and a negative errno.
 
+use core::ffi::CStr;
+
 /// One variant per distinct failure; see `docs/metadata-format.md` for when each is returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -67,33 +69,33 @@ mod errno {
 }
 
 impl Error {
-    /// A short, specific English message, e.g. for `ti->error` or a command-line tool.
-    pub const fn message(&self) -> &'static str {
+    /// A short, specific English message, e.g. for `ti->error` (hence a C string) or a command-line tool.
+    pub const fn message(&self) -> &'static CStr {
         match self {
-            Self::ReadFailed => "metadata read failed",
-            Self::WriteFailed => "metadata write failed",
-            Self::FlushFailed => "metadata flush failed",
-            Self::BufferSize => "metadata buffer is not one 4096-byte block",
-            Self::BadGeometry => "invalid metadata geometry or capacity",
-            Self::SpareTooSmall => "spare device too small for its metadata region",
-            Self::Blank => "metadata region is blank",
-            Self::Foreign => "metadata region holds foreign data",
-            Self::OtherSetup => "spare belongs to another dm-remap setup",
-            Self::MainMismatch => "spare was set up for a different main device",
-            Self::MemberMismatch => "spare is a different member of this setup",
-            Self::UnsupportedVersion => "unsupported metadata format version",
-            Self::IncompatFeatures => "metadata uses unknown incompatible features",
-            Self::SuperblockCorrupt => "all metadata superblock copies are corrupt",
-            Self::SuperblockInvalid => "metadata superblock fields are inconsistent",
-            Self::CheckpointCorrupt => "metadata checkpoint is corrupt",
-            Self::RecordInvalid => "metadata holds an invalid remap entry",
-            Self::UnstableRead => "metadata changed between two reads",
-            Self::BadRecord => "remap entry out of range for this setup",
-            Self::BatchTooLarge => "commit batch larger than the metadata journal",
-            Self::JournalFull => "metadata journal full, checkpoint needed",
-            Self::TableFull => "remap table exceeds metadata capacity",
-            Self::Poisoned => "metadata store failed earlier, reload needed",
-            Self::Overflow => "metadata sequence counter overflow",
+            Self::ReadFailed => c"metadata read failed",
+            Self::WriteFailed => c"metadata write failed",
+            Self::FlushFailed => c"metadata flush failed",
+            Self::BufferSize => c"metadata buffer is not one 4096-byte block",
+            Self::BadGeometry => c"invalid metadata geometry or capacity",
+            Self::SpareTooSmall => c"spare device too small for its metadata region",
+            Self::Blank => c"metadata region is blank",
+            Self::Foreign => c"metadata region holds foreign data",
+            Self::OtherSetup => c"spare belongs to another dm-remap setup",
+            Self::MainMismatch => c"spare was set up for a different main device",
+            Self::MemberMismatch => c"spare is a different member of this setup",
+            Self::UnsupportedVersion => c"unsupported metadata format version",
+            Self::IncompatFeatures => c"metadata uses unknown incompatible features",
+            Self::SuperblockCorrupt => c"all metadata superblock copies are corrupt",
+            Self::SuperblockInvalid => c"metadata superblock fields are inconsistent",
+            Self::CheckpointCorrupt => c"metadata checkpoint is corrupt",
+            Self::RecordInvalid => c"metadata holds an invalid remap entry",
+            Self::UnstableRead => c"metadata changed between two reads",
+            Self::BadRecord => c"remap entry out of range for this setup",
+            Self::BatchTooLarge => c"commit batch larger than the metadata journal",
+            Self::JournalFull => c"metadata journal full, checkpoint needed",
+            Self::TableFull => c"remap table exceeds metadata capacity",
+            Self::Poisoned => c"metadata store failed earlier, reload needed",
+            Self::Overflow => c"metadata sequence counter overflow",
         }
     }
 
@@ -126,6 +128,6 @@ impl Error {
 
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.message())
+        f.write_str(self.message().to_str().unwrap_or("?"))
     }
 }

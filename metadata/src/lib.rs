@@ -8,6 +8,7 @@
 //! the rules these files follow are in `docs/shared-logic.md`.
 #![no_std]
 
+pub mod abi;
 pub mod block;
 pub mod checkpoint;
 pub mod crc32c;
@@ -16,13 +17,16 @@ pub mod io;
 pub mod journal;
 pub mod layout;
 pub mod le;
+pub mod open;
 pub mod record;
 pub mod store;
 pub mod superblock;
 
+pub use abi::{OpenParams, OpenReport, OPEN_FORMAT_IF_BLANK};
 pub use error::Error;
 pub use io::{BlockIo, IoError};
 pub use layout::Layout;
+pub use open::open_region;
 pub use record::{EntryState, Record, RecordSink};
 pub use store::{CopyStatus, Expect, FormatParams, LoadReport, Store};
 pub use superblock::{MainIdentity, Superblock};

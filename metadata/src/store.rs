@@ -124,7 +124,9 @@ fn journal_nonce(salt: u64, meta_version: u64) -> u64 {
 }
 
 /// Checks the fields of a superblock that passed its checksum; returns its layout and record limits.
-fn check_superblock(sb: &Superblock) -> Result<(Layout, Limits), Error> {
+///
+/// The one definition of a self-consistent superblock: the loader and reassembly's integrity check use it.
+pub fn check_superblock(sb: &Superblock) -> Result<(Layout, Limits), Error> {
     let layout =
         Layout::new(sb.capacity, sb.journal_blocks).map_err(|_| Error::SuperblockInvalid)?;
     let main_units = sb.main.sectors.checked_div(sb.unit_sectors).unwrap_or(0);

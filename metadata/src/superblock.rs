@@ -11,8 +11,7 @@ pub const SUPERBLOCK_MAGIC: u32 = u32::from_le_bytes(*b"DMR4");
 pub const FORMAT_VERSION: u32 = 1;
 /// Incompatible feature bits this code understands (none yet): any other set bit refuses the region.
 pub const KNOWN_INCOMPAT: u64 = 0;
-/// Bytes of the main device identifier (WWN, serial, ...), zero-padded.
-pub const MAIN_ID_SIZE: usize = 64;
+pub use super::abi::MAIN_ID_SIZE;
 
 /// Identity of the main device a setup was made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -250,7 +250,7 @@ fn errors_have_distinct_messages_and_errnos() {
         Overflow,
     ];
     let mut msgs: Vec<_> = all.iter().map(|e| e.message()).collect();
-    assert!(msgs.iter().all(|m| !m.is_empty() && m.len() < 64));
+    assert!(msgs.iter().all(|m| !m.is_empty() && m.count_bytes() < 64));
     msgs.sort_unstable();
     msgs.dedup();
     assert_eq!(msgs.len(), all.len());
@@ -264,7 +264,10 @@ fn errors_have_distinct_messages_and_errnos() {
     assert_eq!(Foreign.errno(), -16);
     assert_eq!(Blank.errno(), -61);
     assert_eq!(IncompatFeatures.errno(), -95);
-    assert_eq!(format!("{OtherSetup}"), OtherSetup.message());
+    assert_eq!(
+        format!("{OtherSetup}"),
+        OtherSetup.message().to_str().unwrap()
+    );
 }
 
 fn arb_state() -> impl Strategy<Value = EntryState> {

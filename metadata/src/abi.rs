@@ -1,0 +1,55 @@
+//! Types that cross the C ABI between `dm-remap-v4.ko` and `dm-remap-v4-metadata.ko`.
+//!
+//! This file depends on nothing else, so the core module can mount it alone. `#[repr(C)]`, integer fields.
+
+/// Bytes of the main device's stable identifier (WWN or serial) kept in the superblock.
+pub const MAIN_ID_SIZE: usize = 64;
+
+/// [`OpenParams::flags`]: format the region when it is blank (all zeros). Anything else is never overwritten.
+pub const OPEN_FORMAT_IF_BLANK: u32 = 1;
+
+/// What the table says about the setup the spare must belong to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenParams {
+    /// Main device size in 512-byte sectors.
+    pub main_sectors: u64,
+    /// Spare device size in 512-byte sectors.
+    pub spare_sectors: u64,
+    /// Remap unit in sectors (the main device's logical block size / 512).
+    pub unit_sectors: u64,
+    /// Main device logical block size in bytes.
+    pub main_logical_block_size: u32,
+    /// This spare's index among the setup's spares.
+    pub member_index: u32,
+    /// Number of spares in the setup.
+    pub member_count: u32,
+    /// `OPEN_*` flags.
+    pub flags: u32,
+    /// Setup UUID to write if the region is formatted (random, from the caller).
+    pub new_uuid: [u8; 16],
+    /// Stable identifier of the main device (WWN/serial), zero-padded; all zeros when unknown.
+    pub main_id: [u8; MAIN_ID_SIZE],
+}
+
+/// What opening found and did, for the status line and the kernel log.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// 1 when the region was blank and has been formatted.
+    pub formatted: u32,
+    /// Superblock copies found damaged, stale or unreadable at load.
+    pub bad_copies: u32,
+    /// Copies rewritten by the repair that followed.
+    pub repaired: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// Metadata version of the loaded (or new) superblock.
+    pub meta_version: u64,
+    /// Sequence number of the last commit.
+    pub last_seq: u64,
+    /// Records replayed (checkpoint entries plus journal records; later records may update earlier ones).
+    pub records: u64,
+    /// The setup UUID found (or written).
+    pub uuid: [u8; 16],
+}

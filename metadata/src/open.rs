@@ -1,0 +1,77 @@
+//! Opening a spare's metadata region when a table is loaded: load it, format it when blank, repair damaged
+//! superblock copies. The policy lives here so that the host tests exercise exactly what the kernel runs.
+//!
+//! Its parameter and report types are in `abi.rs`: they cross the C ABI to the core module.
+
+use super::abi::{OpenParams, OpenReport, OPEN_FORMAT_IF_BLANK};
+use super::error::Error;
+use super::io::BlockIo;
+use super::layout::Layout;
+use super::record::{Record, RecordSink};
+use super::store::{Expect, FormatParams, Store};
+use super::superblock::MainIdentity;
+
+/// Counts the records a load replays.
+struct Counter(u64);
+
+impl RecordSink for Counter {
+    fn apply(&mut self, _rec: &Record) -> Result<(), Error> {
+        self.0 = self.0.checked_add(1).ok_or(Error::Overflow)?;
+        Ok(())
+    }
+}
+
+/// Opens the region on `io`: a region of another setup, another main device, foreign data or with every
+/// superblock copy damaged is refused with its error and left untouched; a blank one is formatted when
+/// `OPEN_FORMAT_IF_BLANK` is set; damaged copies of a loadable region are rewritten.
+///
+/// `buf` is one metadata block; `salt` must be random (see [`Store::load`]).
+pub fn open_region<I: BlockIo>(
+    io: &mut I,
+    buf: &mut [u8],
+    params: &OpenParams,
+    salt: u64,
+) -> Result<(Store, OpenReport), Error> {
+    let main = MainIdentity {
+        sectors: params.main_sectors,
+        logical_block_size: params.main_logical_block_size,
+        id: params.main_id,
+    };
+    let expect = Expect {
+        uuid: None,
+        main: Some(main),
+        member_index: Some(params.member_index),
+    };
+    let mut counter = Counter(0);
+    let mut report = OpenReport::default();
+    let mut store = match Store::load(io, buf, &expect, salt, &mut counter) {
+        Ok((store, load)) => {
+            report.bad_copies = u32::try_from(load.bad_copies()).unwrap_or(u32::MAX);
+            report.records = counter.0;
+            store
+        }
+        Err(Error::Blank) if params.flags & OPEN_FORMAT_IF_BLANK != 0 => {
+            let layout = Layout::for_spare(params.spare_sectors, params.unit_sectors)?;
+            let format = FormatParams {
+                uuid: params.new_uuid,
+                member_index: params.member_index,
+                member_count: params.member_count,
+                main,
+                spare_sectors: params.spare_sectors,
+                unit_sectors: params.unit_sectors,
+                layout,
+            };
+            report.formatted = 1;
+            Store::format(io, buf, &format, salt)?
+        }
+        Err(e) => return Err(e),
+    };
+    if report.bad_copies != 0 {
+        report.repaired = u32::try_from(store.repair(io, buf)?).unwrap_or(u32::MAX);
+    }
+    let sb = store.superblock();
+    report.meta_version = sb.meta_version;
+    report.uuid = sb.uuid;
+    report.last_seq = store.last_seq();
+    Ok((store, report))
+}
