@@ -1,15 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! dm-remap-v4-setup-reassembly: setup reassembly: integrity checks, confidence scoring, versioning
+//! dm-remap-v4-setup-reassembly: integrity checks, confidence scoring and metadata versioning.
 //!
-//! A helper module of dm-remap-v4: it exports plain `extern "C"` functions (listed in `exports.c`) that the
-//! core module `dm-remap-v4.ko` imports.
+//! A helper module of dm-remap-v4. The logic is the host crate in `src/` (and the metadata format from
+//! `../metadata/src/`), mounted here as source; `exports.rs` is the C ABI the core imports (listed with
+//! `EXPORT_SYMBOL_GPL` in `exports.c`), and `kunit.rs` tests that ABI inside the kernel.
 
 use kernel::prelude::*;
 
 /// The contract with the core module (`src/logic/abi.rs`).
 #[path = "../src/logic/abi.rs"]
-pub mod abi;
+pub mod helper_abi;
+
+/// The metadata format, as the metadata crate defines it (its files mounted in `md/mod.rs`).
+pub mod md;
+
+#[path = "src/error.rs"]
+pub mod error;
+#[path = "src/integrity.rs"]
+pub mod integrity;
+#[path = "src/score.rs"]
+pub mod score;
+#[path = "src/verdict.rs"]
+pub mod verdict;
+#[path = "src/version.rs"]
+pub mod version;
+
+pub mod exports;
+mod kunit;
 
 module! {
     type: DmRemapV4SetupReassembly,
@@ -25,10 +43,4 @@ impl kernel::Module for DmRemapV4SetupReassembly {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         Ok(Self)
     }
-}
-
-/// The helper ABI version this module was built with; the core checks it at load time.
-#[no_mangle]
-pub extern "C" fn dm_remap_v4_setup_reassembly_abi_version() -> u32 {
-    abi::HELPER_ABI_VERSION
 }

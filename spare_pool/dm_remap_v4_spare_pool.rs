@@ -9,7 +9,7 @@ use kernel::prelude::*;
 
 /// The contract with the core module (`src/logic/abi.rs`).
 #[path = "../src/logic/abi.rs"]
-pub mod abi;
+pub mod helper_abi;
 
 module! {
     type: DmRemapV4SparePool,
@@ -30,5 +30,5 @@ impl kernel::Module for DmRemapV4SparePool {
 /// The helper ABI version this module was built with; the core checks it at load time.
 #[no_mangle]
 pub extern "C" fn dm_remap_v4_spare_pool_abi_version() -> u32 {
-    abi::HELPER_ABI_VERSION
+    helper_abi::HELPER_ABI_VERSION
 }

@@ -32,3 +32,11 @@ test_modprobe_pulls_in_helpers() {
 	modprobe -d "$root" -r dm-remap-v4 || fail "modprobe -r"
 	lsmod | grep -q '^dm_remap_v4' && fail "modules left after modprobe -r: $(lsmod | grep dm_remap)"
 }
+
+test_reassembly_kunit_suite_passes() {
+	# The module's KUnit suite tests its exported C ABI inside the kernel each time it loads.
+	unload_modules || { fail "unload"; return; }
+	dmesg_mark
+	load_modules || { fail "load"; return; }
+	assert_contains "KUnit summary" "# dm_remap_v4_setup_reassembly: pass:3 fail:0 skip:0 total:3" "$(dmesg_new)"
+}
