@@ -9,3 +9,17 @@
 
 u32 dm_remap_v4_metadata_abi_version(void);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_abi_version);
+
+/* struct dm_remap_v4_md_open_params / _report are OpenParams / OpenReport of metadata/src/open.rs. */
+struct block_device;
+struct dm_remap_v4_md_open_params;
+struct dm_remap_v4_md_open_report;
+struct dm_remap_v4_md_store;
+int dm_remap_v4_metadata_open(struct block_device *bdev,
+			      const struct dm_remap_v4_md_open_params *params,
+			      struct dm_remap_v4_md_open_report *report,
+			      struct dm_remap_v4_md_store **store, const char **error);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_open);
+
+void dm_remap_v4_metadata_close(struct dm_remap_v4_md_store *store);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_close);

@@ -9,6 +9,9 @@ use kernel::prelude::*;
 
 mod dm;
 mod imports;
+/// The `#[repr(C)]` types of the metadata module's C ABI (`metadata/src/abi.rs`).
+#[path = "../metadata/src/abi.rs"]
+pub mod md_abi;
 mod stats;
 mod target;
 

@@ -3,17 +3,35 @@
 //!
 //! Rust has no stable ABI between separately built crates, and out-of-tree Rust modules cannot link against
 //! each other's crates; the helper modules therefore export plain `extern "C"` functions (listed with
-//! `EXPORT_SYMBOL_GPL` in each module's `exports.c`), declared here. Importing them is what makes `modprobe
-//! dm-remap-v4` load the helpers first.
+//! `EXPORT_SYMBOL_GPL` in each module's `exports.c`), declared here with the `#[repr(C)]` types they share.
+//! Importing them is what makes `modprobe dm-remap-v4` load the helpers first.
 
+use core::ffi::CStr;
+use core::ptr::NonNull;
+
+use kernel::bindings;
+use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
+use kernel::str::CStrExt;
 
+use crate::dm::Device;
 use crate::logic::abi::HELPER_ABI_VERSION;
+use crate::md_abi::{OpenParams, OpenReport};
 
+// The lint looks through `block_device` to a zero-sized array deep inside; a pointer to it is FFI-safe.
+#[allow(improper_ctypes)]
 extern "C" {
     fn dm_remap_v4_metadata_abi_version() -> u32;
     fn dm_remap_v4_spare_pool_abi_version() -> u32;
     fn dm_remap_v4_setup_reassembly_abi_version() -> u32;
+    fn dm_remap_v4_metadata_open(
+        bdev: *mut bindings::block_device,
+        params: *const OpenParams,
+        report: *mut OpenReport,
+        store: *mut *mut c_void,
+        error: *mut *const c_char,
+    ) -> c_int;
+    fn dm_remap_v4_metadata_close(store: *mut c_void);
 }
 
 /// Refuses to initialise the core with helper modules built from another version of the source.
@@ -45,4 +63,61 @@ pub(crate) fn check_abi() -> Result {
         }
     }
     Ok(())
+}
+
+/// An open metadata region on a spare (owned by `dm-remap-v4-metadata.ko`), closed when dropped.
+pub(crate) struct Metadata(NonNull<c_void>);
+
+// SAFETY: the handle is only used through the metadata module's functions, which may run on any thread.
+unsafe impl Send for Metadata {}
+// SAFETY: no method takes `&self` yet.
+unsafe impl Sync for Metadata {}
+
+impl Metadata {
+    /// Opens (loading, formatting a blank region, repairing damaged copies) the metadata on `spare`.
+    /// The handle must be dropped before `spare`.
+    pub(crate) fn open(
+        spare: &Device,
+        params: &OpenParams,
+    ) -> core::result::Result<(Self, OpenReport), (Error, &'static CStr)> {
+        let mut report = OpenReport::default();
+        let mut store: *mut c_void = core::ptr::null_mut();
+        let mut msg: *const c_char = core::ptr::null();
+        // SAFETY: `spare` holds an opened block device, and the owner drops this handle before the device;
+        // the other pointers are valid for the call.
+        let r = unsafe {
+            dm_remap_v4_metadata_open(spare.bdev(), params, &mut report, &mut store, &mut msg)
+        };
+        match NonNull::new(store) {
+            Some(store) if r == 0 => Ok((Self(store), report)),
+            _ => {
+                let msg = if msg.is_null() {
+                    c"Cannot open the spare's metadata"
+                } else {
+                    // SAFETY: the metadata module points `msg` at one of its static, NUL-terminated
+                    // messages; it stays loaded while this module (which depends on it) is.
+                    unsafe { CStr::from_char_ptr(msg) }
+                };
+                Err((
+                    Error::from_errno(if r < 0 { r } else { -(bindings::EIO as i32) }),
+                    msg,
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for Metadata {
+    fn drop(&mut self) {
+        // SAFETY: a live handle from `dm_remap_v4_metadata_open()`, closed exactly once.
+        unsafe { dm_remap_v4_metadata_close(self.0.as_ptr()) };
+    }
+}
+
+/// 16 random bytes, for a new setup's UUID.
+pub(crate) fn random_uuid() -> [u8; 16] {
+    let mut uuid = [0u8; 16];
+    // SAFETY: `uuid` is valid for writes of its length.
+    unsafe { bindings::get_random_bytes(uuid.as_mut_ptr().cast(), uuid.len()) };
+    uuid
 }

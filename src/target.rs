@@ -12,16 +12,23 @@ use crate::dm::{
     Args, Bio, BlkStatus, CtrError, Device, DeviceVisitor, EndIo, MapResult, Op, QueueLimits,
     StatusKind, Target, TargetCtr, TargetInfo,
 };
+use crate::imports::{random_uuid, Metadata};
 use crate::logic::message::{parse_message, Message, HELP};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::status::{write_ima, write_info, write_table, StatusView};
 use crate::logic::table::parse_table;
+use crate::md_abi::{OpenParams, OpenReport, OPEN_FORMAT_IF_BLANK};
 use crate::stats::{IoKind, IoStats};
 
 const SECTOR_BYTES: u32 = 512;
 
 /// One `dm-remap-v4` table entry.
 pub(crate) struct RemapTarget {
+    /// Held open for the table's lifetime. Declared before the devices: fields drop in order, and the
+    /// metadata handle uses the spare.
+    _metadata: Metadata,
+    /// What opening the metadata found and did.
+    md_report: OpenReport,
     main: Device,
     spare: Device,
     /// The remap unit: the main device's logical block size.
@@ -70,11 +77,37 @@ impl Target for RemapTarget {
                 c"Target length is not a multiple of the logical block size",
             ));
         }
+        let params = OpenParams {
+            main_sectors: main.nr_sectors(),
+            spare_sectors: spare.nr_sectors(),
+            unit_sectors,
+            main_logical_block_size: unit_bytes,
+            member_index: 0,
+            member_count: 1,
+            flags: OPEN_FORMAT_IF_BLANK,
+            new_uuid: random_uuid(),
+            main_id: [0; 64],
+        };
+        let (metadata, md_report) =
+            Metadata::open(&spare, &params).map_err(|(errno, msg)| ctr_err(errno, msg))?;
+        if md_report.formatted != 0 {
+            pr_info!("formatted the metadata region of spare {}\n", spare.name());
+        }
+        if md_report.bad_copies != 0 {
+            pr_warn!(
+                "spare {}: {} damaged metadata superblock copies, {} rewritten\n",
+                spare.name(),
+                md_report.bad_copies,
+                md_report.repaired
+            );
+        }
         // A flush must reach every device that may hold acknowledged data.
         ctr.set_num_flush_bios(2);
         ctr.set_num_discard_bios(1);
         ctr.set_num_write_zeroes_bios(1);
         Ok(Self {
+            _metadata: metadata,
+            md_report,
             main,
             spare,
             unit_bytes,
@@ -124,6 +157,13 @@ impl Target for RemapTarget {
             main: self.main.name(),
             spare: self.spare.name(),
             unit_bytes: self.unit_bytes,
+            metadata: if self.md_report.repaired < self.md_report.bad_copies {
+                "degraded"
+            } else {
+                "ok"
+            },
+            metadata_repaired: self.md_report.repaired,
+            metadata_version: self.md_report.meta_version,
             io: self.stats.snapshot(),
         };
         // Overflow is recorded in `out` and reported to userspace as a full buffer.

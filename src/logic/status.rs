@@ -35,17 +35,29 @@ pub struct StatusView<'a> {
     pub spare: &'a str,
     /// Remap unit in bytes (the main device's logical block size).
     pub unit_bytes: u32,
+    /// Health of the spare's metadata: `ok`, or `degraded` while a damaged copy could not be rewritten.
+    pub metadata: &'a str,
+    /// Damaged superblock copies rewritten when the table was loaded.
+    pub metadata_repaired: u32,
+    /// Version of the loaded metadata superblock (grows with every superblock rewrite).
+    pub metadata_version: u64,
     /// I/O counters.
     pub io: IoCounters,
 }
 
-/// INFO: `unit_bytes=… reads=… writes=… flushes=… discards=… read_errors=… write_errors=…`.
+/// INFO: `unit_bytes=… metadata=… metadata_repaired=… metadata_version=… reads=… writes=… flushes=…
+/// discards=… read_errors=… write_errors=…`.
 pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     let io = &v.io;
     write!(
         w,
-        "unit_bytes={} reads={} writes={} flushes={} discards={} read_errors={} write_errors={}",
-        v.unit_bytes, io.reads, io.writes, io.flushes, io.discards, io.read_errors, io.write_errors
+        "unit_bytes={} metadata={} metadata_repaired={} metadata_version={} ",
+        v.unit_bytes, v.metadata, v.metadata_repaired, v.metadata_version
+    )?;
+    write!(
+        w,
+        "reads={} writes={} flushes={} discards={} read_errors={} write_errors={}",
+        io.reads, io.writes, io.flushes, io.discards, io.read_errors, io.write_errors
     )
 }
 

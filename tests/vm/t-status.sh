@@ -18,7 +18,7 @@ test_status_fields_and_counters() {
 	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
 	st=$(dmsetup status r)
 	case "$st" in
-	"0 $len $TARGET unit_bytes=512 reads="*" writes="*" flushes="*" discards="*" read_errors=0 write_errors=0") ;;
+	"0 $len $TARGET unit_bytes=512 metadata=ok metadata_repaired=0 metadata_version=1 reads="*" writes="*" flushes="*" discards="*" read_errors=0 write_errors=0") ;;
 	*) fail "status line has unexpected form: '$st'" ;;
 	esac
 	r0=$(status_field r reads) w0=$(status_field r writes) f0=$(status_field r flushes)

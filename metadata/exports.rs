@@ -1,0 +1,98 @@
+//! The C ABI of dm-remap-v4-metadata: what the core module calls. The only `unsafe` besides `blockio.rs`.
+
+use kernel::bindings;
+use kernel::ffi::{c_char, c_int};
+use kernel::prelude::*;
+use kernel::str::CStrExt;
+
+use crate::abi::{OpenParams, OpenReport};
+use crate::blockio::BdevIo;
+use crate::helper_abi::HELPER_ABI_VERSION;
+use crate::layout::BLOCK_SIZE;
+use crate::open::open_region;
+use crate::store::Store;
+
+/// An open metadata region: what `dm_remap_v4_metadata_open()` hands the core as an opaque pointer.
+pub struct OpenStore {
+    _store: Store,
+    _io: BdevIo,
+    _buf: KVec<u8>,
+}
+
+/// The helper ABI version this module was built with; the core checks it at load time.
+#[no_mangle]
+pub extern "C" fn dm_remap_v4_metadata_abi_version() -> u32 {
+    HELPER_ABI_VERSION
+}
+
+/// Opens the metadata region of the spare `bdev` (see `open_region`): loads it, formats it when blank and
+/// asked to, repairs damaged superblock copies. On success stores an opaque handle in `*store` (release it
+/// with `dm_remap_v4_metadata_close()`), fills `*report` and returns 0. On failure returns a negative errno
+/// and points `*error` at a static message that describes it; nothing on the spare was changed unless the
+/// failure happened while formatting or repairing.
+///
+/// # Safety
+///
+/// `bdev` must be an opened block device that outlives the handle; `params` must be valid for reads;
+/// `report`, `store` and `error` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_open(
+    bdev: *mut bindings::block_device,
+    params: *const OpenParams,
+    report: *mut OpenReport,
+    store: *mut *mut OpenStore,
+    error: *mut *const c_char,
+) -> c_int {
+    // SAFETY: valid for reads (caller's contract).
+    let params = unsafe { &*params };
+    let opened =
+        (|| -> core::result::Result<(KBox<OpenStore>, OpenReport), (c_int, &'static CStr)> {
+            let oom = (
+                ENOMEM.to_errno(),
+                c"out of memory opening the metadata region",
+            );
+            let md = |e: crate::error::Error| (e.errno(), e.message());
+            // SAFETY: `bdev` outlives the handle that owns `io` (caller's contract).
+            let mut io = unsafe { BdevIo::new(bdev) }.map_err(|_| oom)?;
+            let mut buf = KVec::with_capacity(BLOCK_SIZE, GFP_KERNEL).map_err(|_| oom)?;
+            buf.resize(BLOCK_SIZE, 0, GFP_KERNEL).map_err(|_| oom)?;
+            // SAFETY: no preconditions.
+            let salt = unsafe { bindings::get_random_u64() };
+            let (s, r) = open_region(&mut io, &mut buf, params, salt).map_err(md)?;
+            let handle = OpenStore {
+                _store: s,
+                _io: io,
+                _buf: buf,
+            };
+            Ok((KBox::new(handle, GFP_KERNEL).map_err(|_| oom)?, r))
+        })();
+    match opened {
+        Ok((handle, r)) => {
+            // SAFETY: valid for writes (caller's contract).
+            unsafe {
+                report.write(r);
+                store.write(KBox::into_raw(handle));
+            }
+            0
+        }
+        Err((errno, msg)) => {
+            // SAFETY: valid for writes; the message is static and lives as long as this module, which the
+            // core (which imports this function) cannot outlive.
+            unsafe { error.write(msg.as_char_ptr()) };
+            errno
+        }
+    }
+}
+
+/// Releases a handle from `dm_remap_v4_metadata_open()`; null is ignored.
+///
+/// # Safety
+///
+/// `store` must be null or a handle from `dm_remap_v4_metadata_open()` not yet closed.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_close(store: *mut OpenStore) {
+    if !store.is_null() {
+        // SAFETY: a live handle made by `KBox::into_raw` in `dm_remap_v4_metadata_open()`.
+        drop(unsafe { KBox::from_raw(store) });
+    }
+}
