@@ -10,5 +10,6 @@ pub mod arg;
 pub mod message;
 pub mod number;
 pub mod outbuf;
+pub mod route;
 pub mod status;
 pub mod table;
