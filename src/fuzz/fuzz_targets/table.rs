@@ -1,0 +1,43 @@
+//! Arbitrary bytes as a constructor line: `parse_table` must never panic, must accept only the forms the
+//! table syntax allows, and must give every error a message.
+#![no_main]
+
+use dm_remap_v4_target::table::parse_table;
+use libfuzzer_sys::fuzz_target;
+
+/// The words device-mapper would pass: the line ends at the first NUL (it is a C string) and is split on the
+/// kernel's `isspace()` (which, unlike `u8::is_ascii_whitespace`, includes `\v`). Backslash escapes are not
+/// modelled: they only change which bytes end up inside a word.
+fn split_args(data: &[u8]) -> Vec<&[u8]> {
+    let line = data.split(|&b| b == 0).next().unwrap_or(&[]);
+    line.split(|b| b" \t\n\x0b\x0c\r".contains(b))
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// True when `word` is a decimal number equal to `n` (leading zeros allowed, no sign).
+fn is_decimal(word: &[u8], n: usize) -> bool {
+    let digits = word
+        .iter()
+        .position(|&b| b != b'0')
+        .map_or(&b"0"[..], |i| &word[i..]);
+    !word.is_empty() && word.iter().all(u8::is_ascii_digit) && digits == n.to_string().as_bytes()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let words = split_args(data);
+    match parse_table(words.iter().copied()) {
+        Ok(args) => {
+            assert_eq!(args.main, words[0]);
+            assert_eq!(args.spare, words[1]);
+            assert!(
+                words.len() == 2 || is_decimal(words[2], words.len() - 3),
+                "accepted {words:?}"
+            );
+        }
+        Err(e) => {
+            assert!(words.len() != 2, "rejected two words: {e:?}");
+            assert!(!e.message().is_empty());
+        }
+    }
+});
