@@ -18,6 +18,7 @@ struct dm_remap_v4_md_store;
 int dm_remap_v4_metadata_open(struct block_device *bdev,
 			      const struct dm_remap_v4_md_open_params *params,
 			      struct dm_remap_v4_md_open_report *report,
+			      int (*sink)(void *ctx, const void *record), void *ctx,
 			      struct dm_remap_v4_md_store **store, const char **error);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_open);
 

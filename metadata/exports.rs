@@ -1,15 +1,20 @@
 //! The C ABI of dm-remap-v4-metadata: what the core module calls. The only `unsafe` besides `blockio.rs`.
 
 use kernel::bindings;
-use kernel::ffi::{c_char, c_int};
+use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 use kernel::str::CStrExt;
 
-use crate::abi::{OpenParams, OpenReport};
+use crate::abi::{
+    OpenParams, OpenReport, RecordAbi, RecordFn, RECORD_ACTIVE, RECORD_PENDING, SINK_NO_MEMORY,
+    SINK_OK,
+};
 use crate::blockio::BdevIo;
+use crate::error::Error as MdError;
 use crate::helper_abi::HELPER_ABI_VERSION;
 use crate::layout::BLOCK_SIZE;
 use crate::open::open_region;
+use crate::record::{EntryState, Record, RecordSink};
 use crate::store::Store;
 
 /// An open metadata region: what `dm_remap_v4_metadata_open()` hands the core as an opaque pointer.
@@ -19,14 +24,43 @@ pub struct OpenStore {
     _buf: KVec<u8>,
 }
 
+/// Hands each loaded record to the core's callback.
+struct CallbackSink {
+    sink: Option<RecordFn>,
+    ctx: *mut c_void,
+}
+
+impl RecordSink for CallbackSink {
+    fn apply(&mut self, rec: &Record) -> core::result::Result<(), MdError> {
+        let Some(sink) = self.sink else {
+            return Ok(());
+        };
+        let abi = RecordAbi {
+            main_unit: rec.main_unit,
+            spare_unit: rec.spare_unit,
+            timestamp: rec.timestamp,
+            spare_index: rec.spare_index,
+            state: match rec.state {
+                EntryState::Active => RECORD_ACTIVE,
+                EntryState::PendingReadFailure => RECORD_PENDING,
+            },
+        };
+        match sink(self.ctx, &abi) {
+            SINK_OK => Ok(()),
+            SINK_NO_MEMORY => Err(MdError::OutOfMemory),
+            _ => Err(MdError::BadRecord),
+        }
+    }
+}
+
 /// The helper ABI version this module was built with; the core checks it at load time.
 #[no_mangle]
 pub extern "C" fn dm_remap_v4_metadata_abi_version() -> u32 {
     HELPER_ABI_VERSION
 }
 
-/// Opens the metadata region of the spare `bdev` (see `open_region`): loads it, formats it when blank and
-/// asked to, repairs damaged superblock copies. On success stores an opaque handle in `*store` (release it
+/// Opens the metadata region of the spare `bdev` (see `open_region`): loads it (calling `sink(ctx, record)`
+/// for every record, in order), formats it when blank and asked to, repairs damaged superblock copies. On success stores an opaque handle in `*store` (release it
 /// with `dm_remap_v4_metadata_close()`), fills `*report` and returns 0. On failure returns a negative errno
 /// and points `*error` at a static message that describes it; nothing on the spare was changed unless the
 /// failure happened while formatting or repairing.
@@ -34,12 +68,14 @@ pub extern "C" fn dm_remap_v4_metadata_abi_version() -> u32 {
 /// # Safety
 ///
 /// `bdev` must be an opened block device that outlives the handle; `params` must be valid for reads;
-/// `report`, `store` and `error` valid for writes.
+/// `report`, `store` and `error` valid for writes; `sink`, if set, must accept `ctx` during the call.
 #[no_mangle]
 pub unsafe extern "C" fn dm_remap_v4_metadata_open(
     bdev: *mut bindings::block_device,
     params: *const OpenParams,
     report: *mut OpenReport,
+    sink: Option<RecordFn>,
+    ctx: *mut c_void,
     store: *mut *mut OpenStore,
     error: *mut *const c_char,
 ) -> c_int {
@@ -58,7 +94,8 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_open(
             buf.resize(BLOCK_SIZE, 0, GFP_KERNEL).map_err(|_| oom)?;
             // SAFETY: no preconditions.
             let salt = unsafe { bindings::get_random_u64() };
-            let (s, r) = open_region(&mut io, &mut buf, params, salt).map_err(md)?;
+            let mut sink = CallbackSink { sink, ctx };
+            let (s, r) = open_region(&mut io, &mut buf, params, salt, &mut sink).map_err(md)?;
             let handle = OpenStore {
                 _store: s,
                 _io: io,

@@ -13,6 +13,7 @@ mod imports;
 #[path = "../metadata/src/abi.rs"]
 pub mod md_abi;
 mod stats;
+mod table;
 mod target;
 
 /// The pure logic shared with the host crate `dm-remap-v4-target`.
@@ -27,6 +28,8 @@ pub mod logic {
     pub mod number;
     #[path = "../logic/outbuf.rs"]
     pub mod outbuf;
+    #[path = "../logic/route.rs"]
+    pub mod route;
     #[path = "../logic/status.rs"]
     pub mod status;
     #[path = "../logic/table.rs"]

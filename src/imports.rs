@@ -16,7 +16,7 @@ use kernel::str::CStrExt;
 
 use crate::dm::Device;
 use crate::logic::abi::HELPER_ABI_VERSION;
-use crate::md_abi::{OpenParams, OpenReport};
+use crate::md_abi::{OpenParams, OpenReport, RecordAbi, RecordFn};
 
 // The lint looks through `block_device` to a zero-sized array deep inside; a pointer to it is FFI-safe.
 #[allow(improper_ctypes)]
@@ -28,6 +28,8 @@ extern "C" {
         bdev: *mut bindings::block_device,
         params: *const OpenParams,
         report: *mut OpenReport,
+        sink: Option<RecordFn>,
+        ctx: *mut c_void,
         store: *mut *mut c_void,
         error: *mut *const c_char,
     ) -> c_int;
@@ -65,6 +67,17 @@ pub(crate) fn check_abi() -> Result {
     Ok(())
 }
 
+/// Receives the records of the metadata being loaded; returns one of the `SINK_*` codes.
+pub(crate) trait LoadSink {
+    fn record(&mut self, rec: &RecordAbi) -> i32;
+}
+
+extern "C" fn sink_trampoline<S: LoadSink>(ctx: *mut c_void, rec: *const RecordAbi) -> i32 {
+    // SAFETY: `ctx` is the `&mut S` that `Metadata::open` passed along with this function, alive and not
+    // otherwise used during the call; the metadata module passes a valid record.
+    unsafe { (*ctx.cast::<S>()).record(&*rec) }
+}
+
 /// An open metadata region on a spare (owned by `dm-remap-v4-metadata.ko`), closed when dropped.
 pub(crate) struct Metadata(NonNull<c_void>);
 
@@ -74,11 +87,12 @@ unsafe impl Send for Metadata {}
 unsafe impl Sync for Metadata {}
 
 impl Metadata {
-    /// Opens (loading, formatting a blank region, repairing damaged copies) the metadata on `spare`.
-    /// The handle must be dropped before `spare`.
-    pub(crate) fn open(
+    /// Opens (loading, formatting a blank region, repairing damaged copies) the metadata on `spare`, handing
+    /// every loaded record to `sink`. The handle must be dropped before `spare`.
+    pub(crate) fn open<S: LoadSink>(
         spare: &Device,
         params: &OpenParams,
+        sink: &mut S,
     ) -> core::result::Result<(Self, OpenReport), (Error, &'static CStr)> {
         let mut report = OpenReport::default();
         let mut store: *mut c_void = core::ptr::null_mut();
@@ -86,7 +100,15 @@ impl Metadata {
         // SAFETY: `spare` holds an opened block device, and the owner drops this handle before the device;
         // the other pointers are valid for the call.
         let r = unsafe {
-            dm_remap_v4_metadata_open(spare.bdev(), params, &mut report, &mut store, &mut msg)
+            dm_remap_v4_metadata_open(
+                spare.bdev(),
+                params,
+                &mut report,
+                Some(sink_trampoline::<S>),
+                core::ptr::from_mut(sink).cast(),
+                &mut store,
+                &mut msg,
+            )
         };
         match NonNull::new(store) {
             Some(store) if r == 0 => Ok((Self(store), report)),

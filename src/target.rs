@@ -1,7 +1,8 @@
 //! The `dm-remap-v4` target: constructor, I/O routing, status and messages.
 //!
-//! Pass-through stage: every bio goes to the main device at its offset within the target, flushes go to every
-//! device, and completions are counted. Remapping builds on this routing.
+//! Every bio is routed over the remap table loaded from the spare's metadata: remapped units go to their
+//! spare unit, everything else to the main device at its offset within the target (a bio spanning both is
+//! split at the unit boundary). Flushes go to every device; completions are counted.
 
 use core::ffi::CStr;
 use core::fmt::Write;
@@ -12,15 +13,21 @@ use crate::dm::{
     Args, Bio, BlkStatus, CtrError, Device, DeviceVisitor, EndIo, MapResult, Op, QueueLimits,
     StatusKind, Target, TargetCtr, TargetInfo,
 };
-use crate::imports::{random_uuid, Metadata};
+use crate::imports::{random_uuid, LoadSink, Metadata};
 use crate::logic::message::{parse_message, Message, HELP};
 use crate::logic::outbuf::OutBuf;
+use crate::logic::route::{route_first, Dest, Entry, Geometry, RemapLookup};
 use crate::logic::status::{write_ima, write_info, write_table, StatusView};
 use crate::logic::table::parse_table;
-use crate::md_abi::{OpenParams, OpenReport, OPEN_FORMAT_IF_BLANK};
+use crate::md_abi::{
+    OpenParams, OpenReport, RecordAbi, OPEN_FORMAT_IF_BLANK, RECORD_ACTIVE, RECORD_PENDING,
+    SINK_INVALID, SINK_NO_MEMORY, SINK_OK,
+};
 use crate::stats::{IoKind, IoStats};
+use crate::table::RemapTable;
 
 const SECTOR_BYTES: u32 = 512;
+const SECTOR_SHIFT: u32 = 9;
 
 /// One `dm-remap-v4` table entry.
 pub(crate) struct RemapTarget {
@@ -33,7 +40,37 @@ pub(crate) struct RemapTarget {
     spare: Device,
     /// The remap unit: the main device's logical block size.
     unit_bytes: u32,
+    table: RemapTable,
     stats: IoStats,
+}
+
+/// Fills the remap table from the records the metadata module loads.
+struct Loader<'a> {
+    table: &'a RemapTable,
+    /// Highest spare unit seen, checked against the pool once its size is known.
+    max_spare_unit: Option<u64>,
+}
+
+impl LoadSink for Loader<'_> {
+    fn record(&mut self, rec: &RecordAbi) -> i32 {
+        let entry = match rec.state {
+            // One spare per setup so far: every entry must name spare 0.
+            RECORD_ACTIVE if rec.spare_index == 0 => Entry::Remapped {
+                spare: 0,
+                unit: rec.spare_unit,
+            },
+            RECORD_PENDING => Entry::Pending,
+            _ => return SINK_INVALID,
+        };
+        if rec.state == RECORD_ACTIVE {
+            self.max_spare_unit = self.max_spare_unit.max(Some(rec.spare_unit));
+        }
+        match self.table.insert(rec.main_unit, entry) {
+            Ok(()) => SINK_OK,
+            Err(e) if e == ENOMEM => SINK_NO_MEMORY,
+            Err(_) => SINK_INVALID,
+        }
+    }
 }
 
 /// Flush bio number device-mapper gives the copy meant for each device (`num_flush_bios`).
@@ -42,6 +79,50 @@ const FLUSH_SPARE: u32 = 1;
 
 fn ctr_err(errno: Error, msg: &'static CStr) -> CtrError {
     CtrError::new(errno, msg)
+}
+
+impl RemapTarget {
+    fn unit_sectors(&self) -> u32 {
+        (self.unit_bytes / SECTOR_BYTES).max(1)
+    }
+
+    /// First sector of `unit` of spare `spare`; `None` for anything outside the pool.
+    fn spare_sector(&self, spare: u32, unit: u64) -> Option<u64> {
+        if spare != 0 || unit >= self.md_report.pool_units {
+            return None;
+        }
+        unit.checked_mul(u64::from(self.unit_sectors()))?
+            .checked_add(self.md_report.pool_start)
+    }
+
+    /// Writes up to `count` entries, from the unit holding `start_sector`, one per line.
+    fn list(&self, start_sector: u64, count: u64, out: &mut OutBuf<'_>) {
+        let us = u64::from(self.unit_sectors());
+        let mut unit = start_sector / us;
+        let mut left = count;
+        // Bounded by `count`, by the table and by the output buffer.
+        while left > 0 && !out.overflowed() {
+            let Some(found) = self.table.next_entry(unit, u64::MAX) else {
+                break;
+            };
+            let line = match self.table.get(found) {
+                Some(Entry::Remapped { spare, unit: su }) => writeln!(
+                    out,
+                    "{} {} {} active",
+                    found.saturating_mul(us),
+                    spare,
+                    self.spare_sector(spare, su).unwrap_or(u64::MAX)
+                ),
+                Some(Entry::Pending) => writeln!(out, "{} - - pending", found.saturating_mul(us)),
+                None => Ok(()),
+            };
+            if line.is_err() || found == u64::MAX {
+                break;
+            }
+            unit = found + 1;
+            left -= 1;
+        }
+    }
 }
 
 impl Target for RemapTarget {
@@ -88,8 +169,23 @@ impl Target for RemapTarget {
             new_uuid: random_uuid(),
             main_id: [0; 64],
         };
-        let (metadata, md_report) =
-            Metadata::open(&spare, &params).map_err(|(errno, msg)| ctr_err(errno, msg))?;
+        let table =
+            RemapTable::new().map_err(|e| ctr_err(e, c"Cannot allocate the remap table"))?;
+        let mut loader = Loader {
+            table: &table,
+            max_spare_unit: None,
+        };
+        let (metadata, md_report) = Metadata::open(&spare, &params, &mut loader)
+            .map_err(|(errno, msg)| ctr_err(errno, msg))?;
+        if loader
+            .max_spare_unit
+            .is_some_and(|u| u >= md_report.pool_units)
+        {
+            return Err(ctr_err(
+                EUCLEAN,
+                c"Metadata holds a remap entry outside the spare pool",
+            ));
+        }
         if md_report.formatted != 0 {
             pr_info!("formatted the metadata region of spare {}\n", spare.name());
         }
@@ -111,6 +207,7 @@ impl Target for RemapTarget {
             main,
             spare,
             unit_bytes,
+            table,
             stats: IoStats::default(),
         })
     }
@@ -126,8 +223,31 @@ impl Target for RemapTarget {
             bio.remap(dev, 0);
             return MapResult::Remapped;
         }
-        let sector = bio.sector().wrapping_sub(ti.begin());
-        bio.remap(&self.main, sector);
+        let offset = bio.sector().wrapping_sub(ti.begin());
+        if self.table.is_empty() {
+            bio.remap(&self.main, offset);
+            return MapResult::Remapped;
+        }
+        let sectors = bio.bytes() >> SECTOR_SHIFT;
+        let is_write = matches!(bio.op(), Op::Write | Op::WriteZeroes);
+        let geo = Geometry {
+            unit_sectors: self.unit_sectors(),
+        };
+        let spare_sector = |spare: u32, unit: u64| self.spare_sector(spare, unit);
+        let Some(piece) = route_first(geo, &self.table, offset, sectors, is_write, spare_sector)
+        else {
+            return MapResult::Kill;
+        };
+        if piece.sectors < sectors {
+            bio.accept_partial(piece.sectors);
+        }
+        match piece.dest {
+            Dest::Main { sector } => bio.remap(&self.main, sector),
+            Dest::Spare { sector, .. } => bio.remap(&self.spare, sector),
+            // Until writes to pending units get their own spare unit (remap path), they go to main, as they
+            // would on a plain disk: a drive may reallocate the sector itself on write.
+            Dest::Defer => bio.remap(&self.main, offset),
+        }
         MapResult::Remapped
     }
 
@@ -157,6 +277,8 @@ impl Target for RemapTarget {
             main: self.main.name(),
             spare: self.spare.name(),
             unit_bytes: self.unit_bytes,
+            remapped: self.table.remapped(),
+            pending: self.table.pending(),
             metadata: if self.md_report.repaired < self.md_report.bad_copies {
                 "degraded"
             } else {
@@ -178,6 +300,13 @@ impl Target for RemapTarget {
         match parse_message(args) {
             Ok(Message::Help) => {
                 let _ = out.write_str(HELP);
+                Ok(())
+            }
+            Ok(Message::List {
+                start_sector,
+                count,
+            }) => {
+                self.list(start_sector, count, out);
                 Ok(())
             }
             Err(e) => {

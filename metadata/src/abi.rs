@@ -50,6 +50,41 @@ pub struct OpenReport {
     pub last_seq: u64,
     /// Records replayed (checkpoint entries plus journal records; later records may update earlier ones).
     pub records: u64,
+    /// First sector of the spare pool (right after the metadata region).
+    pub pool_start: u64,
+    /// Units in the spare pool.
+    pub pool_units: u64,
     /// The setup UUID found (or written).
     pub uuid: [u8; 16],
 }
+
+/// One remap record as the metadata module hands it to the core while loading.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordAbi {
+    /// Unit index on the main device.
+    pub main_unit: u64,
+    /// Unit index within the spare's pool.
+    pub spare_unit: u64,
+    /// Seconds, as recorded.
+    pub timestamp: u64,
+    /// Index of the spare among the setup's spares.
+    pub spare_index: u32,
+    /// `RECORD_ACTIVE` or `RECORD_PENDING`.
+    pub state: u32,
+}
+
+/// [`RecordAbi::state`]: the unit's data lives on the spare.
+pub const RECORD_ACTIVE: u32 = 1;
+/// [`RecordAbi::state`]: a read of the unit failed on main; its next write goes to the spare.
+pub const RECORD_PENDING: u32 = 2;
+
+/// [`RecordFn`] result: the record was taken.
+pub const SINK_OK: i32 = 0;
+/// [`RecordFn`] result: the record contradicts the setup (refuse the metadata).
+pub const SINK_INVALID: i32 = 1;
+/// [`RecordFn`] result: no memory to hold it.
+pub const SINK_NO_MEMORY: i32 = 2;
+
+/// The core's callback for each loaded record, in on-disk order (later records replace earlier ones).
+pub type RecordFn = extern "C" fn(ctx: *mut core::ffi::c_void, rec: *const RecordAbi) -> i32;

@@ -53,11 +53,14 @@ pub enum Error {
     Poisoned,
     /// A sequence or version counter would overflow.
     Overflow,
+    /// The caller had no memory to hold the remap table being loaded.
+    OutOfMemory,
 }
 
 /// Linux errno values used by [`Error::errno`]; identical on every architecture the kernel supports.
 mod errno {
     pub(super) const EIO: i32 = 5;
+    pub(super) const ENOMEM: i32 = 12;
     pub(super) const EBUSY: i32 = 16;
     pub(super) const EEXIST: i32 = 17;
     pub(super) const EINVAL: i32 = 22;
@@ -96,6 +99,7 @@ impl Error {
             Self::TableFull => c"remap table exceeds metadata capacity",
             Self::Poisoned => c"metadata store failed earlier, reload needed",
             Self::Overflow => c"metadata sequence counter overflow",
+            Self::OutOfMemory => c"out of memory for the remap table",
         }
     }
 
@@ -121,6 +125,7 @@ impl Error {
             | Self::CheckpointCorrupt
             | Self::RecordInvalid => errno::EUCLEAN,
             Self::Overflow => errno::EOVERFLOW,
+            Self::OutOfMemory => errno::ENOMEM,
         };
         e.wrapping_neg()
     }

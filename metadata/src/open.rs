@@ -11,13 +11,13 @@ use super::record::{Record, RecordSink};
 use super::store::{Expect, FormatParams, Store};
 use super::superblock::MainIdentity;
 
-/// Counts the records a load replays.
-struct Counter(u64);
+/// Counts the records a load replays on their way to the caller's sink.
+struct Counter<'a, S: RecordSink>(u64, &'a mut S);
 
-impl RecordSink for Counter {
-    fn apply(&mut self, _rec: &Record) -> Result<(), Error> {
+impl<S: RecordSink> RecordSink for Counter<'_, S> {
+    fn apply(&mut self, rec: &Record) -> Result<(), Error> {
         self.0 = self.0.checked_add(1).ok_or(Error::Overflow)?;
-        Ok(())
+        self.1.apply(rec)
     }
 }
 
@@ -25,12 +25,14 @@ impl RecordSink for Counter {
 /// superblock copy damaged is refused with its error and left untouched; a blank one is formatted when
 /// `OPEN_FORMAT_IF_BLANK` is set; damaged copies of a loadable region are rewritten.
 ///
-/// `buf` is one metadata block; `salt` must be random (see [`Store::load`]).
-pub fn open_region<I: BlockIo>(
+/// `buf` is one metadata block; `salt` must be random (see [`Store::load`]); `sink` receives every record
+/// loaded (none for a freshly formatted region).
+pub fn open_region<I: BlockIo, S: RecordSink>(
     io: &mut I,
     buf: &mut [u8],
     params: &OpenParams,
     salt: u64,
+    sink: &mut S,
 ) -> Result<(Store, OpenReport), Error> {
     let main = MainIdentity {
         sectors: params.main_sectors,
@@ -42,7 +44,7 @@ pub fn open_region<I: BlockIo>(
         main: Some(main),
         member_index: Some(params.member_index),
     };
-    let mut counter = Counter(0);
+    let mut counter = Counter(0, sink);
     let mut report = OpenReport::default();
     let mut store = match Store::load(io, buf, &expect, salt, &mut counter) {
         Ok((store, load)) => {
@@ -73,5 +75,7 @@ pub fn open_region<I: BlockIo>(
     report.meta_version = sb.meta_version;
     report.uuid = sb.uuid;
     report.last_seq = store.last_seq();
+    report.pool_start = sb.pool_start;
+    report.pool_units = sb.pool_units;
     Ok((store, report))
 }

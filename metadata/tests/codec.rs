@@ -248,6 +248,7 @@ fn errors_have_distinct_messages_and_errnos() {
         TableFull,
         Poisoned,
         Overflow,
+        OutOfMemory,
     ];
     let mut msgs: Vec<_> = all.iter().map(|e| e.message()).collect();
     assert!(msgs.iter().all(|m| !m.is_empty() && m.count_bytes() < 64));

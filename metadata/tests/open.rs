@@ -7,7 +7,8 @@
 
 use dm_remap_v4_metadata::layout::BLOCK_SIZE;
 use dm_remap_v4_metadata::{
-    open_region, BlockIo, Error, IoError, OpenParams, OpenReport, OPEN_FORMAT_IF_BLANK,
+    open_region, BlockIo, EntryState, Error, IoError, OpenParams, OpenReport, Record, RecordSink,
+    OPEN_FORMAT_IF_BLANK,
 };
 
 const SPARE_SECTORS: u64 = 32 * 2048;
@@ -47,9 +48,78 @@ fn params(main_sectors: u64) -> OpenParams {
     }
 }
 
+/// Keeps what a load replays.
+#[derive(Default)]
+struct Keep(Vec<Record>);
+
+impl RecordSink for Keep {
+    fn apply(&mut self, rec: &Record) -> Result<(), Error> {
+        self.0.push(*rec);
+        Ok(())
+    }
+}
+
 fn open(disk: &mut MemDisk, p: &OpenParams) -> Result<OpenReport, Error> {
     let mut buf = vec![0u8; BLOCK_SIZE];
-    open_region(disk, &mut buf, p, 7).map(|(_, r)| r)
+    open_region(disk, &mut buf, p, 7, &mut Keep::default()).map(|(_, r)| r)
+}
+
+#[test]
+fn committed_records_reach_the_sink_and_geometry_is_reported() {
+    let mut disk = formatted();
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let (mut store, report) = open_region(
+        &mut disk,
+        &mut buf,
+        &params(1 << 20),
+        7,
+        &mut Keep::default(),
+    )
+    .unwrap();
+    assert!(report.pool_start > 0 && report.pool_units > 0);
+    assert_eq!(report.pool_start + report.pool_units, SPARE_SECTORS);
+    let rec = Record {
+        main_unit: 10,
+        spare_index: 0,
+        spare_unit: 3,
+        state: EntryState::Active,
+        timestamp: 1,
+    };
+    store.commit(&mut disk, &mut buf, &[rec]).unwrap();
+    let mut keep = Keep::default();
+    let (_, report) = open_region(&mut disk, &mut buf, &params(1 << 20), 8, &mut keep).unwrap();
+    assert_eq!(keep.0, vec![rec]);
+    assert_eq!(report.records, 1);
+}
+
+#[test]
+fn a_failing_sink_fails_the_open() {
+    struct Full;
+    impl RecordSink for Full {
+        fn apply(&mut self, _: &Record) -> Result<(), Error> {
+            Err(Error::OutOfMemory)
+        }
+    }
+    let mut disk = formatted();
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let (mut store, _) = open_region(
+        &mut disk,
+        &mut buf,
+        &params(1 << 20),
+        7,
+        &mut Keep::default(),
+    )
+    .unwrap();
+    let rec = Record {
+        main_unit: 1,
+        spare_index: 0,
+        spare_unit: 1,
+        state: EntryState::Active,
+        timestamp: 1,
+    };
+    store.commit(&mut disk, &mut buf, &[rec]).unwrap();
+    let r = open_region(&mut disk, &mut buf, &params(1 << 20), 8, &mut Full);
+    assert_eq!(r.err(), Some(Error::OutOfMemory));
 }
 
 fn formatted() -> MemDisk {

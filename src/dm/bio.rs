@@ -79,6 +79,14 @@ impl Bio {
         unsafe { ffi::dm_bio_get_target_bio_nr(self.0.get()) }
     }
 
+    /// Keeps only the first `sectors` sectors of the bio for this `map()` call; device-mapper sends the rest
+    /// to `map()` again as a new bio. `sectors` must be at least 1 and less than the bio's size.
+    pub(crate) fn accept_partial(&mut self, sectors: u32) {
+        // SAFETY: `self` is a bio being mapped by a target, which is what the function requires; the caller
+        // passes a length within the bio.
+        unsafe { ffi::dm_accept_partial_bio(self.0.get(), sectors) };
+    }
+
     /// Sends the bio to `dev` at `sector` (ignored for empty bios such as flushes).
     pub(crate) fn remap(&mut self, dev: &Device, sector: u64) {
         // SAFETY: `self` wraps a valid bio we may modify (type invariant); `dev.bdev()` is a live block

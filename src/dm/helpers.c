@@ -27,3 +27,38 @@ bool dmr_log_ratelimit(void)
 {
 	return __ratelimit(&dmr_log_rs);
 }
+
+void dmr_xa_init(struct xarray *xa)
+{
+	xa_init(xa);
+}
+
+void dmr_xa_destroy(struct xarray *xa)
+{
+	xa_destroy(xa);
+}
+
+bool dmr_xa_load_value(struct xarray *xa, unsigned long index, unsigned long *value)
+{
+	void *entry = xa_load(xa, index);
+
+	if (!xa_is_value(entry))
+		return false;
+	*value = xa_to_value(entry);
+	return true;
+}
+
+bool dmr_xa_find_index(struct xarray *xa, unsigned long first, unsigned long last, unsigned long *index)
+{
+	unsigned long i = first;
+
+	if (!xa_find(xa, &i, last, XA_PRESENT))
+		return false;
+	*index = i;
+	return true;
+}
+
+int dmr_xa_store_value(struct xarray *xa, unsigned long index, unsigned long value)
+{
+	return xa_err(xa_store(xa, index, xa_mk_value(value), GFP_KERNEL));
+}

@@ -11,6 +11,7 @@ pub(crate) mod device;
 pub(crate) mod ffi;
 pub(crate) mod limits;
 pub(crate) mod target;
+pub(crate) mod xa;
 
 pub(crate) use args::Args;
 pub(crate) use bio::{Bio, BlkStatus, Op};
@@ -19,6 +20,7 @@ pub(crate) use limits::QueueLimits;
 pub(crate) use target::{
     CtrError, EndIo, MapResult, Registration, StatusKind, Target, TargetCtr, TargetInfo,
 };
+pub(crate) use xa::ValueXa;
 
 /// True when a rate-limited warning may be printed now (the kernel's default: 10 per 5 seconds).
 pub(crate) fn log_ratelimit() -> bool {

@@ -3,12 +3,21 @@
 use core::ffi::CStr;
 
 use super::arg::{is, Arg};
+use super::number::parse_u64;
 
 /// A parsed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message {
     /// `help`: list the messages.
     Help,
+    /// `list [<start_sector> [<count>]]`: the remap entries from the unit holding `start_sector`, at most
+    /// `count` of them.
+    List {
+        /// First sector (relative to the target) whose unit is listed.
+        start_sector: u64,
+        /// Most entries to list.
+        count: u64,
+    },
 }
 
 /// Everything that can be wrong with a message.
@@ -18,6 +27,8 @@ pub enum MessageError {
     Unknown,
     /// A known message with the wrong number of arguments.
     WrongArgumentCount,
+    /// A numeric argument that is not a decimal number.
+    BadNumber,
 }
 
 impl MessageError {
@@ -26,12 +37,14 @@ impl MessageError {
         match self {
             Self::Unknown => c"unknown message (send 'help' for the list)",
             Self::WrongArgumentCount => c"wrong number of arguments for this message (send 'help')",
+            Self::BadNumber => c"a numeric argument is not a decimal number",
         }
     }
 }
 
 /// The text `help` returns: one message per line, with its arguments.
-pub const HELP: &str = "help: list the messages this target understands\n";
+pub const HELP: &str = "help: list the messages this target understands\n\
+list [<start_sector> [<count>]]: remap entries as '<sector> <spare> <spare_sector> active|pending'\n";
 
 /// Parses a message's words (`argv` as the target receives it).
 pub fn parse_message<A, I>(args: I) -> Result<Message, MessageError>
@@ -49,6 +62,21 @@ where
         } else {
             Err(MessageError::WrongArgumentCount)
         };
+    }
+    if is(word, "list") {
+        if rest > 2 {
+            return Err(MessageError::WrongArgumentCount);
+        }
+        let mut number = |default: u64| match args.next() {
+            Some(a) => parse_u64(a.bytes()).ok_or(MessageError::BadNumber),
+            None => Ok(default),
+        };
+        let start_sector = number(0)?;
+        let count = number(u64::MAX)?;
+        return Ok(Message::List {
+            start_sector,
+            count,
+        });
     }
     Err(MessageError::Unknown)
 }

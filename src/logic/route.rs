@@ -20,6 +20,42 @@ pub enum Entry {
     Pending,
 }
 
+/// Packing of an [`Entry`] into one integer of at most 62 bits (what an XArray value entry holds):
+/// bit 61 set for `Pending`, otherwise bits 57..61 the spare index and bits 0..57 the spare unit.
+const PENDING_BIT: u64 = 1 << 61;
+const SPARE_SHIFT: u32 = 57;
+/// Largest spare index a packed entry holds.
+pub const MAX_SPARE_INDEX: u32 = 15;
+/// Largest spare unit a packed entry holds.
+pub const MAX_SPARE_UNIT: u64 = (1 << SPARE_SHIFT) - 1;
+
+impl Entry {
+    /// The packed form, or `None` when the entry's numbers do not fit.
+    pub fn pack(self) -> Option<u64> {
+        match self {
+            Self::Pending => Some(PENDING_BIT),
+            Self::Remapped { spare, unit }
+                if spare <= MAX_SPARE_INDEX && unit <= MAX_SPARE_UNIT =>
+            {
+                Some((u64::from(spare) << SPARE_SHIFT) | unit)
+            }
+            Self::Remapped { .. } => None,
+        }
+    }
+
+    /// The entry a packed value stands for.
+    pub fn unpack(v: u64) -> Self {
+        if v & PENDING_BIT != 0 {
+            return Self::Pending;
+        }
+        Self::Remapped {
+            // At most 4 bits remain after the shift and mask.
+            spare: u32::try_from((v >> SPARE_SHIFT) & u64::from(MAX_SPARE_INDEX)).unwrap_or(0),
+            unit: v & MAX_SPARE_UNIT,
+        }
+    }
+}
+
 /// The lookups `map()` may make: both must be lock-free and must not sleep (RCU, in the kernel).
 pub trait RemapLookup {
     /// The entry of `unit`, if it has one.

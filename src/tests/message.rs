@@ -15,6 +15,32 @@ fn help() {
 }
 
 #[test]
+fn list() {
+    let all = Message::List {
+        start_sector: 0,
+        count: u64::MAX,
+    };
+    assert_eq!(parse("list"), Ok(all));
+    assert_eq!(
+        parse("list 4096"),
+        Ok(Message::List {
+            start_sector: 4096,
+            count: u64::MAX
+        })
+    );
+    assert_eq!(
+        parse("list 8 2"),
+        Ok(Message::List {
+            start_sector: 8,
+            count: 2
+        })
+    );
+    assert_eq!(parse("list x"), Err(MessageError::BadNumber));
+    assert_eq!(parse("list 1 -2"), Err(MessageError::BadNumber));
+    assert_eq!(parse("list 1 2 3"), Err(MessageError::WrongArgumentCount));
+}
+
+#[test]
 fn bad_messages() {
     assert_eq!(parse(""), Err(MessageError::Unknown));
     assert_eq!(parse("HELP"), Err(MessageError::Unknown));

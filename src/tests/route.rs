@@ -153,3 +153,40 @@ proptest! {
         check_bio(&model, unit_sectors, offset, sectors, write);
     }
 }
+
+#[test]
+fn entries_pack_into_62_bits_and_back() {
+    use dm_remap_v4_target::route::{MAX_SPARE_INDEX, MAX_SPARE_UNIT};
+    for e in [
+        Entry::Pending,
+        Entry::Remapped { spare: 0, unit: 0 },
+        Entry::Remapped {
+            spare: MAX_SPARE_INDEX,
+            unit: MAX_SPARE_UNIT,
+        },
+        Entry::Remapped {
+            spare: 3,
+            unit: 123_456_789,
+        },
+    ] {
+        let v = e.pack().unwrap();
+        assert!(v < 1 << 62, "{e:?} packs to {v:#x}");
+        assert_eq!(Entry::unpack(v), e);
+    }
+    assert_eq!(
+        Entry::Remapped {
+            spare: MAX_SPARE_INDEX + 1,
+            unit: 0
+        }
+        .pack(),
+        None
+    );
+    assert_eq!(
+        Entry::Remapped {
+            spare: 0,
+            unit: MAX_SPARE_UNIT + 1
+        }
+        .pack(),
+        None
+    );
+}

@@ -1,0 +1,72 @@
+//! The remap table: which units of the main device live elsewhere.
+//!
+//! Read by `map()` without locks (an XArray of packed [`Entry`] values, read under RCU); written only by
+//! process context (so far, while the table is loaded from the spare's metadata).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use kernel::prelude::*;
+
+use crate::dm::ValueXa;
+use crate::logic::route::{Entry, RemapLookup};
+
+/// The remap table of one target.
+pub(crate) struct RemapTable {
+    xa: ValueXa,
+    remapped: AtomicU64,
+    pending: AtomicU64,
+}
+
+impl RemapTable {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            xa: ValueXa::new()?,
+            remapped: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+        })
+    }
+
+    /// Sets (or replaces) the entry of `unit`.
+    pub(crate) fn insert(&self, unit: u64, entry: Entry) -> Result {
+        let packed = entry.pack().ok_or(EINVAL)?;
+        let old = self.xa.load(unit).map(Entry::unpack);
+        self.xa.store(unit, packed)?;
+        if let Some(old) = old {
+            self.counter(old).fetch_sub(1, Ordering::Relaxed);
+        }
+        self.counter(entry).fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn counter(&self, e: Entry) -> &AtomicU64 {
+        match e {
+            Entry::Remapped { .. } => &self.remapped,
+            Entry::Pending => &self.pending,
+        }
+    }
+
+    /// Units whose data lives on a spare.
+    pub(crate) fn remapped(&self) -> u64 {
+        self.remapped.load(Ordering::Relaxed)
+    }
+
+    /// Units waiting for a write to heal them.
+    pub(crate) fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// True when no unit has an entry: `map()`'s one check on the common path.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.remapped() == 0 && self.pending() == 0
+    }
+}
+
+impl RemapLookup for RemapTable {
+    fn get(&self, unit: u64) -> Option<Entry> {
+        self.xa.load(unit).map(Entry::unpack)
+    }
+
+    fn next_entry(&self, first: u64, last: u64) -> Option<u64> {
+        self.xa.find(first, last)
+    }
+}

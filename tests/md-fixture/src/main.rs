@@ -1,0 +1,123 @@
+//! `md-fixture`: a test fixture for the VM tests, not an administration tool.
+//!
+//! It opens the metadata region of a spare device (or image) that the kernel module formatted, with the same
+//! format crate the module uses, and either prints its geometry or commits remap records to it, so that a
+//! test can put known remaps on disk and check that the kernel loads and routes them. Run it only while no
+//! dm-remap-v4 table uses the spare.
+//!
+//!     md-fixture info <spare>
+//!     md-fixture add <spare> <main_unit>:<spare_unit>[:pending]...
+#![allow(clippy::print_stdout)]
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::process::ExitCode;
+
+use dm_remap_v4_metadata::layout::BLOCK_SIZE;
+use dm_remap_v4_metadata::{BlockIo, EntryState, Expect, IoError, Record, RecordSink, Store};
+
+struct FileIo(File);
+
+impl BlockIo for FileIo {
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        let at = sector.checked_mul(512).ok_or(IoError)?;
+        self.0.seek(SeekFrom::Start(at)).map_err(|_| IoError)?;
+        self.0.read_exact(buf).map_err(|_| IoError)
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
+        let at = sector.checked_mul(512).ok_or(IoError)?;
+        self.0.seek(SeekFrom::Start(at)).map_err(|_| IoError)?;
+        self.0.write_all(buf).map_err(|_| IoError)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.0.sync_all().map_err(|_| IoError)
+    }
+}
+
+struct Ignore;
+
+impl RecordSink for Ignore {
+    fn apply(&mut self, _: &Record) -> Result<(), dm_remap_v4_metadata::Error> {
+        Ok(())
+    }
+}
+
+fn parse_record(arg: &str) -> Option<Record> {
+    let mut parts = arg.split(':');
+    let main_unit = parts.next()?.parse().ok()?;
+    let spare_unit = parts.next()?.parse().ok()?;
+    let state = match parts.next() {
+        None => EntryState::Active,
+        Some("pending") => EntryState::PendingReadFailure,
+        Some(_) => return None,
+    };
+    parts.next().is_none().then_some(Record {
+        main_unit,
+        spare_index: 0,
+        spare_unit,
+        state,
+        timestamp: 1,
+    })
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let (cmd, path) = match args {
+        [cmd, path, ..] => (cmd.as_str(), path),
+        _ => {
+            return Err(
+                "usage: md-fixture info|add <spare> [<main_unit>:<spare_unit>[:pending]...]".into(),
+            )
+        }
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(cmd == "add")
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let mut io = FileIo(file);
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let expect = Expect {
+        uuid: None,
+        main: None,
+        member_index: None,
+    };
+    let (mut store, _) = Store::load(&mut io, &mut buf, &expect, 0x5eed, &mut Ignore)
+        .map_err(|e| format!("{path}: {e}"))?;
+    match cmd {
+        "info" => {
+            let sb = store.superblock();
+            println!(
+                "pool_start={} pool_units={} unit_sectors={} meta_version={} last_seq={}",
+                sb.pool_start,
+                sb.pool_units,
+                sb.unit_sectors,
+                sb.meta_version,
+                store.last_seq()
+            );
+            Ok(())
+        }
+        "add" => {
+            let records = args
+                .iter()
+                .skip(2)
+                .map(|a| parse_record(a).ok_or(format!("bad record '{a}'")))
+                .collect::<Result<Vec<_>, _>>()?;
+            store
+                .commit(&mut io, &mut buf, &records)
+                .map(|_| ())
+                .map_err(|e| format!("{path}: {e}"))
+        }
+        _ => Err(format!("unknown command '{cmd}'")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("md-fixture: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
