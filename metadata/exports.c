@@ -24,3 +24,7 @@ EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_open);
 
 void dm_remap_v4_metadata_close(struct dm_remap_v4_md_store *store);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_close);
+
+int dm_remap_v4_metadata_commit(struct dm_remap_v4_md_store *store, const void *records, size_t n,
+				const char **error);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_commit);

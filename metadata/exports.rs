@@ -19,9 +19,9 @@ use crate::store::Store;
 
 /// An open metadata region: what `dm_remap_v4_metadata_open()` hands the core as an opaque pointer.
 pub struct OpenStore {
-    _store: Store,
-    _io: BdevIo,
-    _buf: KVec<u8>,
+    store: Store,
+    io: BdevIo,
+    buf: KVec<u8>,
 }
 
 /// Hands each loaded record to the core's callback.
@@ -96,11 +96,7 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_open(
             let salt = unsafe { bindings::get_random_u64() };
             let mut sink = CallbackSink { sink, ctx };
             let (s, r) = open_region(&mut io, &mut buf, params, salt, &mut sink).map_err(md)?;
-            let handle = OpenStore {
-                _store: s,
-                _io: io,
-                _buf: buf,
-            };
+            let handle = OpenStore { store: s, io, buf };
             Ok((KBox::new(handle, GFP_KERNEL).map_err(|_| oom)?, r))
         })();
     match opened {
@@ -117,6 +113,56 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_open(
             // core (which imports this function) cannot outlive.
             unsafe { error.write(msg.as_char_ptr()) };
             errno
+        }
+    }
+}
+
+/// Commits `n` records durably: returns 0 only once they are on stable media (group commit: one call, one
+/// flush). On failure returns a negative errno and points `*error` at a static message; `-ENOSPC` with
+/// "metadata journal full, checkpoint needed" when the journal has no room left.
+///
+/// # Safety
+///
+/// `store` must be a live handle not used concurrently (the core serialises commits); `records` must point to
+/// `n` valid records; `error` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_commit(
+    store: *mut OpenStore,
+    records: *const RecordAbi,
+    n: usize,
+    error: *mut *const c_char,
+) -> c_int {
+    // SAFETY: live and exclusive (caller's contract).
+    let h = unsafe { &mut *store };
+    // SAFETY: `n` valid records (caller's contract).
+    let abi = unsafe { core::slice::from_raw_parts(records, n) };
+    let result = (|| -> core::result::Result<(), MdError> {
+        let mut batch = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| MdError::OutOfMemory)?;
+        for r in abi {
+            let state = match r.state {
+                RECORD_ACTIVE => EntryState::Active,
+                RECORD_PENDING => EntryState::PendingReadFailure,
+                _ => return Err(MdError::BadRecord),
+            };
+            let rec = Record {
+                main_unit: r.main_unit,
+                spare_index: r.spare_index,
+                spare_unit: r.spare_unit,
+                state,
+                timestamp: r.timestamp,
+            };
+            batch
+                .push(rec, GFP_KERNEL)
+                .map_err(|_| MdError::OutOfMemory)?;
+        }
+        h.store.commit(&mut h.io, &mut h.buf, &batch).map(|_| ())
+    })();
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            // SAFETY: valid for writes; static message (see `dm_remap_v4_metadata_open`).
+            unsafe { error.write(e.message().as_char_ptr()) };
+            e.errno()
         }
     }
 }

@@ -2,14 +2,21 @@
 
 //! dm-remap-v4-spare-pool: spare space allocation across spare devices
 //!
-//! A helper module of dm-remap-v4: it exports plain `extern "C"` functions (listed in `exports.c`) that the
-//! core module `dm-remap-v4.ko` imports.
+//! A helper module of dm-remap-v4. The allocator is the host crate in `src/`, mounted here as source;
+//! `exports.rs` is the C ABI the core imports (listed with `EXPORT_SYMBOL_GPL` in `exports.c`).
 
 use kernel::prelude::*;
 
 /// The contract with the core module (`src/logic/abi.rs`).
 #[path = "../src/logic/abi.rs"]
 pub mod helper_abi;
+
+#[path = "src/bitmap.rs"]
+pub mod bitmap;
+#[path = "src/error.rs"]
+pub mod error;
+
+pub mod exports;
 
 module! {
     type: DmRemapV4SparePool,
@@ -25,10 +32,4 @@ impl kernel::Module for DmRemapV4SparePool {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         Ok(Self)
     }
-}
-
-/// The helper ABI version this module was built with; the core checks it at load time.
-#[no_mangle]
-pub extern "C" fn dm_remap_v4_spare_pool_abi_version() -> u32 {
-    helper_abi::HELPER_ABI_VERSION
 }

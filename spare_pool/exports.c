@@ -9,3 +9,17 @@
 
 u32 dm_remap_v4_spare_pool_abi_version(void);
 EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_abi_version);
+
+struct dm_remap_v4_spare_pool;
+int dm_remap_v4_spare_pool_create(u64 units, struct dm_remap_v4_spare_pool **out);
+EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_create);
+int dm_remap_v4_spare_pool_claim(struct dm_remap_v4_spare_pool *h, u64 unit);
+EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_claim);
+int dm_remap_v4_spare_pool_allocate(struct dm_remap_v4_spare_pool *h, u64 *unit);
+EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_allocate);
+int dm_remap_v4_spare_pool_free(struct dm_remap_v4_spare_pool *h, u64 unit);
+EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_free);
+void dm_remap_v4_spare_pool_counts(struct dm_remap_v4_spare_pool *h, u64 *used, u64 *total);
+EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_counts);
+void dm_remap_v4_spare_pool_destroy(struct dm_remap_v4_spare_pool *h);
+EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_destroy);

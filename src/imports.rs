@@ -34,6 +34,29 @@ extern "C" {
         error: *mut *const c_char,
     ) -> c_int;
     fn dm_remap_v4_metadata_close(store: *mut c_void);
+    fn dm_remap_v4_metadata_commit(
+        store: *mut c_void,
+        records: *const RecordAbi,
+        n: usize,
+        error: *mut *const c_char,
+    ) -> c_int;
+    fn dm_remap_v4_spare_pool_create(units: u64, out: *mut *mut c_void) -> c_int;
+    fn dm_remap_v4_spare_pool_claim(h: *mut c_void, unit: u64) -> c_int;
+    fn dm_remap_v4_spare_pool_allocate(h: *mut c_void, unit: *mut u64) -> c_int;
+    fn dm_remap_v4_spare_pool_free(h: *mut c_void, unit: u64) -> c_int;
+    fn dm_remap_v4_spare_pool_counts(h: *mut c_void, used: *mut u64, total: *mut u64);
+    fn dm_remap_v4_spare_pool_destroy(h: *mut c_void);
+}
+
+/// A static message from a helper module, or `fallback`.
+fn static_message(msg: *const c_char, fallback: &'static CStr) -> &'static CStr {
+    if msg.is_null() {
+        fallback
+    } else {
+        // SAFETY: helper modules point `msg` at one of their static, NUL-terminated messages; they stay
+        // loaded while this module (which depends on them) is.
+        unsafe { CStr::from_char_ptr(msg) }
+    }
 }
 
 /// Refuses to initialise the core with helper modules built from another version of the source.
@@ -83,7 +106,7 @@ pub(crate) struct Metadata(NonNull<c_void>);
 
 // SAFETY: the handle is only used through the metadata module's functions, which may run on any thread.
 unsafe impl Send for Metadata {}
-// SAFETY: no method takes `&self` yet.
+// SAFETY: no method takes `&self`; `commit` needs `&mut self`, which serialises commits.
 unsafe impl Sync for Metadata {}
 
 impl Metadata {
@@ -112,20 +135,93 @@ impl Metadata {
         };
         match NonNull::new(store) {
             Some(store) if r == 0 => Ok((Self(store), report)),
-            _ => {
-                let msg = if msg.is_null() {
-                    c"Cannot open the spare's metadata"
-                } else {
-                    // SAFETY: the metadata module points `msg` at one of its static, NUL-terminated
-                    // messages; it stays loaded while this module (which depends on it) is.
-                    unsafe { CStr::from_char_ptr(msg) }
-                };
-                Err((
-                    Error::from_errno(if r < 0 { r } else { -(bindings::EIO as i32) }),
-                    msg,
-                ))
-            }
+            _ => Err((
+                errno_or_eio(r),
+                static_message(msg, c"Cannot open the spare's metadata"),
+            )),
         }
+    }
+
+    /// Commits `records` durably (returns once they are on stable media).
+    pub(crate) fn commit(
+        &mut self,
+        records: &[RecordAbi],
+    ) -> core::result::Result<(), (Error, &'static CStr)> {
+        let mut msg: *const c_char = core::ptr::null();
+        // SAFETY: a live handle, used exclusively (`&mut self`); `records` is a valid slice.
+        let r = unsafe {
+            dm_remap_v4_metadata_commit(self.0.as_ptr(), records.as_ptr(), records.len(), &mut msg)
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err((
+                errno_or_eio(r),
+                static_message(msg, c"metadata commit failed"),
+            ))
+        }
+    }
+}
+
+fn errno_or_eio(r: c_int) -> Error {
+    Error::from_errno(if r < 0 { r } else { -(bindings::EIO as i32) })
+}
+
+/// The allocator of one spare's pool (owned by `dm-remap-v4-spare-pool.ko`), freed when dropped.
+pub(crate) struct SparePool(NonNull<c_void>);
+
+// SAFETY: the handle is plain memory in the spare-pool module; `&mut self` methods serialise its use.
+unsafe impl Send for SparePool {}
+// SAFETY: no method takes `&self`.
+unsafe impl Sync for SparePool {}
+
+impl SparePool {
+    /// A pool of `units` free units.
+    pub(crate) fn new(units: u64) -> Result<Self> {
+        let mut h: *mut c_void = core::ptr::null_mut();
+        // SAFETY: `h` is a valid out-pointer.
+        let r = unsafe { dm_remap_v4_spare_pool_create(units, &mut h) };
+        match NonNull::new(h) {
+            Some(h) if r == 0 => Ok(Self(h)),
+            _ => Err(errno_or_eio(r)),
+        }
+    }
+
+    /// Marks `unit` used.
+    pub(crate) fn claim(&mut self, unit: u64) -> Result {
+        // SAFETY: live handle, exclusive use.
+        kernel::error::to_result(unsafe { dm_remap_v4_spare_pool_claim(self.0.as_ptr(), unit) })
+    }
+
+    /// A free unit, now used; `ENOSPC` when the pool is exhausted.
+    pub(crate) fn allocate(&mut self) -> Result<u64> {
+        let mut unit = 0;
+        // SAFETY: live handle, exclusive use; `unit` is a valid out-pointer.
+        kernel::error::to_result(unsafe {
+            dm_remap_v4_spare_pool_allocate(self.0.as_ptr(), &mut unit)
+        })?;
+        Ok(unit)
+    }
+
+    /// Gives back a unit from [`SparePool::allocate`] that ended up unused.
+    pub(crate) fn free(&mut self, unit: u64) -> Result {
+        // SAFETY: live handle, exclusive use.
+        kernel::error::to_result(unsafe { dm_remap_v4_spare_pool_free(self.0.as_ptr(), unit) })
+    }
+
+    /// `(used, total)` units.
+    pub(crate) fn counts(&mut self) -> (u64, u64) {
+        let (mut used, mut total) = (0, 0);
+        // SAFETY: live handle, exclusive use; valid out-pointers.
+        unsafe { dm_remap_v4_spare_pool_counts(self.0.as_ptr(), &mut used, &mut total) };
+        (used, total)
+    }
+}
+
+impl Drop for SparePool {
+    fn drop(&mut self) {
+        // SAFETY: a live handle from `create`, destroyed once.
+        unsafe { dm_remap_v4_spare_pool_destroy(self.0.as_ptr()) };
     }
 }
 
@@ -142,4 +238,11 @@ pub(crate) fn random_uuid() -> [u8; 16] {
     // SAFETY: `uuid` is valid for writes of its length.
     unsafe { bindings::get_random_bytes(uuid.as_mut_ptr().cast(), uuid.len()) };
     uuid
+}
+
+/// Wall-clock seconds, for the timestamps of metadata records.
+pub(crate) fn now_seconds() -> u64 {
+    // SAFETY: no preconditions.
+    let t = unsafe { bindings::ktime_get_real_seconds() };
+    u64::try_from(t).unwrap_or(0)
 }

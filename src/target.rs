@@ -7,13 +7,15 @@
 use core::ffi::CStr;
 use core::fmt::Write;
 
+use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
 
 use crate::dm::{
     Args, Bio, BlkStatus, CtrError, Device, DeviceVisitor, EndIo, MapResult, Op, QueueLimits,
     StatusKind, Target, TargetCtr, TargetInfo,
 };
-use crate::imports::{random_uuid, LoadSink, Metadata};
+use crate::imports::{random_uuid, LoadSink, Metadata, SparePool};
 use crate::logic::message::{parse_message, Message, HELP};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{route_first, Dest, Entry, Geometry, RemapLookup};
@@ -28,12 +30,21 @@ use crate::table::RemapTable;
 
 const SECTOR_BYTES: u32 = 512;
 const SECTOR_SHIFT: u32 = 9;
+/// A unit is copied through one kmalloc'ed buffer that must not cross a page.
+const MAX_UNIT_BYTES: u32 = 4096;
+
+/// What changes the remap table: serialised by one mutex, used only in process context (never by `map()`).
+struct Updates {
+    metadata: Metadata,
+    pool: SparePool,
+    /// One unit of data on its way from main to the spare (kmalloc'ed, as block I/O needs).
+    buf: KVec<u8>,
+}
 
 /// One `dm-remap-v4` table entry.
 pub(crate) struct RemapTarget {
-    /// Held open for the table's lifetime. Declared before the devices: fields drop in order, and the
-    /// metadata handle uses the spare.
-    _metadata: Metadata,
+    /// Declared before the devices: fields drop in order, and the metadata handle uses the spare.
+    updates: Pin<KBox<Mutex<Updates>>>,
     /// What opening the metadata found and did.
     md_report: OpenReport,
     main: Device,
@@ -42,6 +53,17 @@ pub(crate) struct RemapTarget {
     unit_bytes: u32,
     table: RemapTable,
     stats: IoStats,
+}
+
+/// A record for the metadata journal, stamped with the current time.
+fn record(main_unit: u64, spare_unit: u64, state: u32) -> RecordAbi {
+    RecordAbi {
+        main_unit,
+        spare_unit,
+        timestamp: crate::imports::now_seconds(),
+        spare_index: 0,
+        state,
+    }
 }
 
 /// Fills the remap table from the records the metadata module loads.
@@ -81,7 +103,113 @@ fn ctr_err(errno: Error, msg: &'static CStr) -> CtrError {
     CtrError::new(errno, msg)
 }
 
+/// Marks the spare units of the loaded remaps used, so they are never handed out again.
+fn claim_loaded_units(table: &RemapTable, pool: &mut SparePool) -> Result {
+    let mut unit = 0u64;
+    // Bounded by the table: each step moves past one entry.
+    while let Some(found) = table.next_entry(unit, u64::MAX) {
+        if let Some(Entry::Remapped { unit: su, .. }) = table.get(found) {
+            pool.claim(su)?;
+        }
+        let Some(next) = found.checked_add(1) else {
+            break;
+        };
+        unit = next;
+    }
+    Ok(())
+}
+
 impl RemapTarget {
+    /// `remap <sector>`: copies the unit to a new spare unit, commits the mapping durably, then switches
+    /// reads and writes of the unit to the spare. Needs the device suspended, so that no write to the unit
+    /// is in flight while it is copied. A unit main cannot read becomes pending instead (its next write heals
+    /// it), and the output says so.
+    fn remap_now(
+        &self,
+        ti: &TargetInfo,
+        sector: u64,
+        out: &mut OutBuf<'_>,
+    ) -> Result<(), (Error, &'static CStr)> {
+        if !ti.suspended() {
+            return Err((
+                EBUSY,
+                c"suspend the device first (dmsetup suspend), then resume it",
+            ));
+        }
+        if sector >= ti.len() {
+            return Err((EINVAL, c"sector beyond the end of the device"));
+        }
+        let us = u64::from(self.unit_sectors());
+        let unit = sector / us;
+        if matches!(self.table.get(unit), Some(Entry::Remapped { .. })) {
+            return Err((EEXIST, c"the unit is already remapped"));
+        }
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        let main_sector = unit * us;
+        if self.main.read_sync(main_sector, &mut u.buf).is_err() {
+            let rec = record(unit, 0, RECORD_PENDING);
+            u.metadata.commit(&[rec])?;
+            self.table
+                .insert(unit, Entry::Pending)
+                .map_err(|e| (e, c"cannot record the pending unit in memory"))?;
+            let _ = writeln!(
+                out,
+                "pending {}: main cannot read it; the next write heals it",
+                main_sector
+            );
+            return Ok(());
+        }
+        let spare_unit = u
+            .pool
+            .allocate()
+            .map_err(|e| (e, c"no spare unit left (spare exhausted)"))?;
+        let copied = (|| {
+            let spare_sector = self
+                .spare_sector(0, spare_unit)
+                .ok_or((EINVAL, c"allocated spare unit outside the pool"))?;
+            self.spare
+                .write_sync(spare_sector, &mut u.buf)
+                .map_err(|e| (e, c"writing the spare failed"))?;
+            self.spare
+                .flush_sync()
+                .map_err(|e| (e, c"flushing the spare failed"))?;
+            u.metadata
+                .commit(&[record(unit, spare_unit, RECORD_ACTIVE)])?;
+            Ok(spare_sector)
+        })();
+        let spare_sector = match copied {
+            Ok(s) => s,
+            Err(e) => {
+                // Nothing points at the unit: it is free again.
+                let _ = u.pool.free(spare_unit);
+                return Err(e);
+            }
+        };
+        // Durable from here on: publish. Insertion can only fail for lack of memory; the remap is then
+        // used from the next table load.
+        self.table
+            .insert(
+                unit,
+                Entry::Remapped {
+                    spare: 0,
+                    unit: spare_unit,
+                },
+            )
+            .map_err(|e| {
+                (
+                    e,
+                    c"remap committed but not yet in memory: reload the table",
+                )
+            })?;
+        let _ = writeln!(
+            out,
+            "remapped {} to spare 0 sector {}",
+            main_sector, spare_sector
+        );
+        Ok(())
+    }
+
     fn unit_sectors(&self) -> u32 {
         (self.unit_bytes / SECTOR_BYTES).max(1)
     }
@@ -147,6 +275,12 @@ impl Target for RemapTarget {
                 c"Main and spare devices have different logical block sizes",
             ));
         }
+        if unit_bytes > MAX_UNIT_BYTES {
+            return Err(ctr_err(
+                EINVAL,
+                c"Logical block sizes above 4096 bytes are not supported",
+            ));
+        }
         let info = ctr.info();
         if info.len() > main.nr_sectors() {
             return Err(ctr_err(EINVAL, c"Target length exceeds the main device"));
@@ -186,6 +320,23 @@ impl Target for RemapTarget {
                 c"Metadata holds a remap entry outside the spare pool",
             ));
         }
+        let mut pool = SparePool::new(md_report.pool_units)
+            .map_err(|e| ctr_err(e, c"Cannot allocate the spare pool allocator"))?;
+        claim_loaded_units(&table, &mut pool)
+            .map_err(|e| ctr_err(e, c"Metadata maps two units to the same spare unit"))?;
+        let mut buf = KVec::with_capacity(unit_bytes as usize, GFP_KERNEL)
+            .map_err(|e| ctr_err(e.into(), c"Cannot allocate the copy buffer"))?;
+        buf.resize(unit_bytes as usize, 0, GFP_KERNEL)
+            .map_err(|e| ctr_err(e.into(), c"Cannot allocate the copy buffer"))?;
+        let updates = KBox::pin_init(
+            new_mutex!(Updates {
+                metadata,
+                pool,
+                buf
+            }),
+            GFP_KERNEL,
+        )
+        .map_err(|e| ctr_err(e, c"Cannot allocate the update state"))?;
         if md_report.formatted != 0 {
             pr_info!("formatted the metadata region of spare {}\n", spare.name());
         }
@@ -202,7 +353,7 @@ impl Target for RemapTarget {
         ctr.set_num_discard_bios(1);
         ctr.set_num_write_zeroes_bios(1);
         Ok(Self {
-            _metadata: metadata,
+            updates,
             md_report,
             main,
             spare,
@@ -271,12 +422,15 @@ impl Target for RemapTarget {
     }
 
     fn status(&self, _ti: &TargetInfo, kind: StatusKind, out: &mut OutBuf<'_>) {
+        let (spare_used, spare_total) = self.updates.lock().pool.counts();
         let view = StatusView {
             name: "dm-remap-v4",
             version: Self::VERSION,
             main: self.main.name(),
             spare: self.spare.name(),
             unit_bytes: self.unit_bytes,
+            spare_used,
+            spare_total,
             remapped: self.table.remapped(),
             pending: self.table.pending(),
             metadata: if self.md_report.repaired < self.md_report.bad_copies {
@@ -296,7 +450,7 @@ impl Target for RemapTarget {
         };
     }
 
-    fn message(&self, _ti: &TargetInfo, args: Args<'_>, out: &mut OutBuf<'_>) -> Result {
+    fn message(&self, ti: &TargetInfo, args: Args<'_>, out: &mut OutBuf<'_>) -> Result {
         match parse_message(args) {
             Ok(Message::Help) => {
                 let _ = out.write_str(HELP);
@@ -309,6 +463,16 @@ impl Target for RemapTarget {
                 self.list(start_sector, count, out);
                 Ok(())
             }
+            Ok(Message::Remap { sector }) => self.remap_now(ti, sector, out).map_err(|(e, why)| {
+                if crate::dm::log_ratelimit() {
+                    pr_warn!(
+                        "remap {} refused: {}\n",
+                        sector,
+                        why.to_str().unwrap_or("?")
+                    );
+                }
+                e
+            }),
             Err(e) => {
                 if crate::dm::log_ratelimit() {
                     pr_warn!(

@@ -2,6 +2,9 @@
 
 use core::ptr::NonNull;
 
+use kernel::error::to_result;
+use kernel::prelude::*;
+
 use super::ffi;
 
 /// A device opened by the target's constructor; released with `dm_put_device()` when dropped.
@@ -56,6 +59,42 @@ impl Device {
         // SAFETY: `c_char` and `u8` have the same layout; `len <= name.len()`.
         let bytes = unsafe { core::slice::from_raw_parts(name.as_ptr().cast::<u8>(), len) };
         core::str::from_utf8(bytes).unwrap_or("?")
+    }
+
+    /// Reads `buf.len()` bytes at `sector`, synchronously (sleeps). `buf` comes from `kmalloc` (a `KVec`),
+    /// as `bdev_rw_virt()` needs a direct-mapped buffer, and must not cross a page.
+    pub(crate) fn read_sync(&self, sector: u64, buf: &mut KVec<u8>) -> Result {
+        // SAFETY: a live block device; `buf` is a kmalloc'ed buffer of `buf.len()` bytes we own, and the
+        // call completes the I/O before it returns.
+        to_result(unsafe {
+            ffi::bdev_rw_virt(
+                self.bdev(),
+                sector,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                ffi::req_op_REQ_OP_READ,
+            )
+        })
+    }
+
+    /// Writes `buf` at `sector`, synchronously (sleeps); see [`Device::read_sync`] for `buf`.
+    pub(crate) fn write_sync(&self, sector: u64, buf: &mut KVec<u8>) -> Result {
+        // SAFETY: as in `read_sync`; the device only reads the buffer.
+        to_result(unsafe {
+            ffi::bdev_rw_virt(
+                self.bdev(),
+                sector,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                ffi::req_op_REQ_OP_WRITE,
+            )
+        })
+    }
+
+    /// Flushes the device's volatile write cache, synchronously (sleeps).
+    pub(crate) fn flush_sync(&self) -> Result {
+        // SAFETY: a live block device.
+        to_result(unsafe { ffi::blkdev_issue_flush(self.bdev()) })
     }
 
     /// True when both handles refer to the same block device.

@@ -80,6 +80,12 @@ impl TargetInfo {
         // SAFETY: as for `begin`.
         unsafe { (*self.0.get()).len }
     }
+
+    /// True while the mapped device is suspended: no I/O is in flight and new I/O waits for the resume.
+    pub(crate) fn suspended(&self) -> bool {
+        // SAFETY: `self` wraps a live `dm_target`.
+        unsafe { ffi::dm_suspended(self.0.get()) != 0 }
+    }
 }
 
 /// The `dm_target` being constructed: what a constructor may read and set.

@@ -18,6 +18,11 @@ pub enum Message {
         /// Most entries to list.
         count: u64,
     },
+    /// `remap <sector>`: move the unit holding `sector` to the spare now (device suspended).
+    Remap {
+        /// A sector of the unit, relative to the target.
+        sector: u64,
+    },
 }
 
 /// Everything that can be wrong with a message.
@@ -44,7 +49,8 @@ impl MessageError {
 
 /// The text `help` returns: one message per line, with its arguments.
 pub const HELP: &str = "help: list the messages this target understands\n\
-list [<start_sector> [<count>]]: remap entries as '<sector> <spare> <spare_sector> active|pending'\n";
+list [<start_sector> [<count>]]: remap entries as '<sector> <spare> <spare_sector> active|pending'\n\
+remap <sector>: copy the unit holding <sector> to the spare and use it from now on (suspend first)\n";
 
 /// Parses a message's words (`argv` as the target receives it).
 pub fn parse_message<A, I>(args: I) -> Result<Message, MessageError>
@@ -62,6 +68,13 @@ where
         } else {
             Err(MessageError::WrongArgumentCount)
         };
+    }
+    if is(word, "remap") {
+        let sector = match (args.next(), rest) {
+            (Some(a), 1) => parse_u64(a.bytes()).ok_or(MessageError::BadNumber)?,
+            _ => return Err(MessageError::WrongArgumentCount),
+        };
+        return Ok(Message::Remap { sector });
     }
     if is(word, "list") {
         if rest > 2 {

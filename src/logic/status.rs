@@ -41,6 +41,10 @@ pub struct StatusView<'a> {
     pub metadata_repaired: u32,
     /// Version of the loaded metadata superblock (grows with every superblock rewrite).
     pub metadata_version: u64,
+    /// Spare units in use.
+    pub spare_used: u64,
+    /// Spare units in all.
+    pub spare_total: u64,
     /// Units whose data lives on the spare.
     pub remapped: u64,
     /// Units whose read failed on main and that wait for a write to heal them.
@@ -49,14 +53,19 @@ pub struct StatusView<'a> {
     pub io: IoCounters,
 }
 
-/// INFO: `unit_bytes=… remapped=… pending=… metadata=… metadata_repaired=… metadata_version=… reads=…
+/// INFO: `unit_bytes=… remapped=… pending=… spare_used=… spare_total=… metadata=… metadata_repaired=… metadata_version=… reads=…
 /// writes=… flushes=… discards=… read_errors=… write_errors=…`.
 pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     let io = &v.io;
     write!(
         w,
-        "unit_bytes={} remapped={} pending={} metadata={} metadata_repaired={} metadata_version={} ",
-        v.unit_bytes, v.remapped, v.pending, v.metadata, v.metadata_repaired, v.metadata_version
+        "unit_bytes={} remapped={} pending={} spare_used={} spare_total={} ",
+        v.unit_bytes, v.remapped, v.pending, v.spare_used, v.spare_total
+    )?;
+    write!(
+        w,
+        "metadata={} metadata_repaired={} metadata_version={} ",
+        v.metadata, v.metadata_repaired, v.metadata_version
     )?;
     write!(
         w,

@@ -41,6 +41,14 @@ fn list() {
 }
 
 #[test]
+fn remap() {
+    assert_eq!(parse("remap 4096"), Ok(Message::Remap { sector: 4096 }));
+    assert_eq!(parse("remap"), Err(MessageError::WrongArgumentCount));
+    assert_eq!(parse("remap 1 2"), Err(MessageError::WrongArgumentCount));
+    assert_eq!(parse("remap x"), Err(MessageError::BadNumber));
+}
+
+#[test]
 fn bad_messages() {
     assert_eq!(parse(""), Err(MessageError::Unknown));
     assert_eq!(parse("HELP"), Err(MessageError::Unknown));

@@ -13,6 +13,8 @@ fn view() -> StatusView<'static> {
         main: "7:0",
         spare: "7:1",
         unit_bytes: 4096,
+        spare_used: 9,
+        spare_total: 10,
         remapped: 7,
         pending: 8,
         metadata: "ok",
@@ -41,7 +43,7 @@ fn render(f: fn(&mut OutBuf<'_>, &StatusView<'_>) -> core::fmt::Result) -> Strin
 fn info_is_key_value_tokens() {
     assert_eq!(
         render(|w, v| write_info(w, v)),
-        "unit_bytes=4096 remapped=7 pending=8 metadata=ok metadata_repaired=1 metadata_version=3 \
+        "unit_bytes=4096 remapped=7 pending=8 spare_used=9 spare_total=10 metadata=ok metadata_repaired=1 metadata_version=3 \
          reads=1 writes=2 flushes=3 discards=4 read_errors=5 write_errors=6"
     );
 }

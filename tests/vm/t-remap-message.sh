@@ -1,0 +1,82 @@
+# `dmsetup message <dev> 0 remap <sector>`: a unit moves to the spare, durably, and stays there.
+
+# remap_msg DEV SECTOR: the message, on a suspended device, printing its output.
+remap_msg() {
+	dmsetup suspend "$1" || return 1
+	dmsetup message "$1" 0 remap "$2"
+	local r=$?
+	dmsetup resume "$1"
+	return $r
+}
+
+test_remap_moves_a_unit_and_survives_recreate() {
+	local main spare len out sector
+	main=$(make_loop main 64) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
+	pattern "$WORK/a" 1024
+	write_at "$WORK/a" /dev/mapper/r 0
+	out=$(remap_msg r 100) || fail "remap refused"
+	case "$out" in "remapped 100 to spare 0 sector "*) ;; *) fail "remap output: '$out'" ;; esac
+	sector=${out##* }
+	assert_eq "remapped" 1 "$(status_field r remapped)"
+	assert_eq "spare_used" 1 "$(status_field r spare_used)"
+	same_bytes "data unchanged through dm after the remap" "$WORK/a" /dev/mapper/r 0
+	dd if="$WORK/a" bs=512 skip=100 count=1 of="$WORK/a100" 2>/dev/null
+	same_bytes "the spare unit holds the copy" "$WORK/a100" "$spare" "$sector"
+	# New writes to the unit land on the spare; main keeps the old sector.
+	pattern "$WORK/b" 4
+	write_at "$WORK/b" /dev/mapper/r 98
+	dd if="$WORK/b" bs=512 skip=2 count=1 of="$WORK/b2" 2>/dev/null
+	same_bytes "write to sector 100 went to the spare" "$WORK/b2" "$spare" "$sector"
+	same_bytes "main's sector 100 untouched" "$WORK/a100" "$main" 100
+	# Remove and create again: the remap comes back from the metadata, with the data.
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "recreate"; return; }
+	assert_eq "remapped after recreate" 1 "$(status_field r remapped)"
+	assert_eq "spare_used after recreate" 1 "$(status_field r spare_used)"
+	same_bytes "data after recreate" "$WORK/b" /dev/mapper/r 98
+	assert_eq "list" "100 0 $sector active" "$(dmsetup message r 0 list)"
+	# A second remap gets another spare unit.
+	out=$(remap_msg r 5000) || fail "second remap"
+	[ "${out##* }" != "$sector" ] || fail "the same spare unit was handed out twice"
+	dmsetup remove r
+}
+
+test_remap_refusals() {
+	local main spare len
+	main=$(make_loop main 64) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
+	dmesg_mark
+	dmsetup message r 0 remap 100 2>/dev/null && fail "remap accepted on a live device"
+	assert_contains "live device" "suspend the device first" "$(dmesg_new)"
+	dmesg_mark
+	remap_msg r "$len" 2>/dev/null && fail "remap beyond the end accepted"
+	assert_contains "beyond the end" "sector beyond the end of the device" "$(dmesg_new)"
+	remap_msg r 7 >/dev/null || fail "first remap of sector 7"
+	dmesg_mark
+	remap_msg r 7 2>/dev/null && fail "second remap of sector 7 accepted"
+	assert_contains "twice" "the unit is already remapped" "$(dmesg_new)"
+	assert_eq "remapped" 1 "$(status_field r remapped)"
+	dmsetup remove r
+}
+
+test_remap_of_an_unreadable_unit_marks_it_pending() {
+	local main spare len out
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dmsetup create dust --table "0 $len dust $main 0 512" || { fail "create dust"; return; }
+	dmsetup message dust 0 addbadblock 300
+	dmsetup message dust 0 enable
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "create"; return; }
+	out=$(remap_msg r 300) || fail "remap of a bad sector refused"
+	assert_eq "output" "pending 300: main cannot read it; the next write heals it" "$out"
+	assert_eq "pending" 1 "$(status_field r pending)"
+	assert_eq "remapped" 0 "$(status_field r remapped)"
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "recreate"; return; }
+	assert_eq "pending after recreate" 1 "$(status_field r pending)"
+	dmsetup remove r
+	dmsetup remove dust
+}
