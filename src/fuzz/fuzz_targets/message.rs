@@ -31,6 +31,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(words.get(1).map_or(Some(0), decimal), Some(start_sector));
             assert_eq!(words.get(2).map_or(Some(u64::MAX), decimal), Some(count));
         }
+        Ok(Message::Remap { sector }) => {
+            assert!(words[0] == b"remap" && words.len() == 2, "accepted {words:?}");
+            assert_eq!(decimal(&words[1]), Some(sector));
+        }
         Err(e) => {
             assert_ne!(words, [b"help"], "rejected help: {e:?}");
             assert!(!e.message().is_empty());
