@@ -64,30 +64,19 @@ impl Device {
     /// Reads `buf.len()` bytes at `sector`, synchronously (sleeps). `buf` comes from `kmalloc` (a `KVec`),
     /// as `bdev_rw_virt()` needs a direct-mapped buffer, and must not cross a page.
     pub(crate) fn read_sync(&self, sector: u64, buf: &mut KVec<u8>) -> Result {
-        // SAFETY: a live block device; `buf` is a kmalloc'ed buffer of `buf.len()` bytes we own, and the
-        // call completes the I/O before it returns.
-        to_result(unsafe {
-            ffi::bdev_rw_virt(
-                self.bdev(),
-                sector,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                ffi::req_op_REQ_OP_READ,
-            )
-        })
+        self.rw_sync(sector, buf, ffi::req_op_REQ_OP_READ)
     }
 
     /// Writes `buf` at `sector`, synchronously (sleeps); see [`Device::read_sync`] for `buf`.
     pub(crate) fn write_sync(&self, sector: u64, buf: &mut KVec<u8>) -> Result {
-        // SAFETY: as in `read_sync`; the device only reads the buffer.
+        self.rw_sync(sector, buf, ffi::req_op_REQ_OP_WRITE)
+    }
+
+    fn rw_sync(&self, sector: u64, buf: &mut KVec<u8>, op: ffi::req_op) -> Result {
+        // SAFETY: a live block device; `buf` is a kmalloc'ed buffer of `buf.len()` bytes we own (a write only
+        // reads it), and the call completes the I/O before it returns.
         to_result(unsafe {
-            ffi::bdev_rw_virt(
-                self.bdev(),
-                sector,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                ffi::req_op_REQ_OP_WRITE,
-            )
+            ffi::bdev_rw_virt(self.bdev(), sector, buf.as_mut_ptr().cast(), buf.len(), op)
         })
     }
 

@@ -27,7 +27,9 @@ impl BlockIo for Region<'_> {
             return Ok(());
         }
         buf.fill(0);
-        let start = usize::try_from(sector).map_err(|_| IoError)?.saturating_mul(512);
+        let start = usize::try_from(sector)
+            .map_err(|_| IoError)?
+            .saturating_mul(512);
         if let Some(src) = self.input.get(start..) {
             let n = src.len().min(buf.len());
             buf[..n].copy_from_slice(&src[..n]);

@@ -10,7 +10,9 @@ use dm_remap_v4_spare_pool::bitmap::{decode_block, words_needed, Bitmap};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let [u0, u1, block_bytes, shrink, rest @ ..] = data else { return };
+    let [u0, u1, block_bytes, shrink, rest @ ..] = data else {
+        return;
+    };
     let units = u64::from(u16::from_le_bytes([*u0, *u1]));
     let block_bytes = usize::from(*block_bytes).max(1);
     let needed = words_needed(units).expect("u16 units always fit");
@@ -24,13 +26,17 @@ fuzz_target!(|data: &[u8]| {
         .filter(|&(i, block)| decode_block(&mut words, i, block).is_ok())
         .collect();
 
-    let Ok(bitmap) = Bitmap::load(&mut words, units) else { return };
+    let Ok(bitmap) = Bitmap::load(&mut words, units) else {
+        return;
+    };
     let c = bitmap.counts();
     assert_eq!(c.total, units);
     assert_eq!(c.used + c.free + c.retired, c.total);
     let mut out = vec![0u8; block_bytes];
     for (i, block) in decoded {
-        bitmap.encode_block(i, &mut out).expect("encode a block that decoded");
+        bitmap
+            .encode_block(i, &mut out)
+            .expect("encode a block that decoded");
         assert_eq!(out, block, "block {i} does not round-trip");
     }
 });

@@ -5,19 +5,10 @@
 use dm_remap_v4_target::message::{parse_message, Message};
 use libfuzzer_sys::fuzz_target;
 
-/// The words device-mapper would pass (see the `table` target).
-fn split_args(data: &[u8]) -> Vec<&[u8]> {
-    let line = data.split(|&b| b == 0).next().unwrap_or(&[]);
-    line.split(|b| b" \t\n\x0b\x0c\r".contains(b))
-        .filter(|w| !w.is_empty())
-        .collect()
-}
+#[path = "../common/mod.rs"]
+mod common;
 
-/// `word` as a plain decimal `u64` (digits only: `str::parse` alone would also take a `+`).
-fn decimal(word: &&[u8]) -> Option<u64> {
-    let digits = word.iter().all(u8::is_ascii_digit);
-    digits.then(|| std::str::from_utf8(word).ok()?.parse().ok())?
-}
+use common::{decimal, split_args};
 
 fuzz_target!(|data: &[u8]| {
     let words = split_args(data);
@@ -27,12 +18,18 @@ fuzz_target!(|data: &[u8]| {
             start_sector,
             count,
         }) => {
-            assert!(words[0] == b"list" && words.len() <= 3, "accepted {words:?}");
+            assert!(
+                words[0] == b"list" && words.len() <= 3,
+                "accepted {words:?}"
+            );
             assert_eq!(words.get(1).map_or(Some(0), decimal), Some(start_sector));
             assert_eq!(words.get(2).map_or(Some(u64::MAX), decimal), Some(count));
         }
         Ok(Message::Remap { sector }) => {
-            assert!(words[0] == b"remap" && words.len() == 2, "accepted {words:?}");
+            assert!(
+                words[0] == b"remap" && words.len() == 2,
+                "accepted {words:?}"
+            );
             assert_eq!(decimal(&words[1]), Some(sector));
         }
         Err(e) => {

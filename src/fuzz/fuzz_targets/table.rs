@@ -5,15 +5,10 @@
 use dm_remap_v4_target::table::parse_table;
 use libfuzzer_sys::fuzz_target;
 
-/// The words device-mapper would pass: the line ends at the first NUL (it is a C string) and is split on the
-/// kernel's `isspace()` (which, unlike `u8::is_ascii_whitespace`, includes `\v`). Backslash escapes are not
-/// modelled: they only change which bytes end up inside a word.
-fn split_args(data: &[u8]) -> Vec<&[u8]> {
-    let line = data.split(|&b| b == 0).next().unwrap_or(&[]);
-    line.split(|b| b" \t\n\x0b\x0c\r".contains(b))
-        .filter(|w| !w.is_empty())
-        .collect()
-}
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::split_args;
 
 /// True when `word` is a decimal number equal to `n` (leading zeros allowed, no sign).
 fn is_decimal(word: &[u8], n: usize) -> bool {
