@@ -26,5 +26,5 @@ void dm_remap_v4_metadata_close(struct dm_remap_v4_md_store *store);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_close);
 
 int dm_remap_v4_metadata_commit(struct dm_remap_v4_md_store *store, const void *records, size_t n,
-				const char **error);
+				int (*table)(void *ctx, void *record), void *ctx, const char **error);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_commit);

@@ -6,14 +6,14 @@ use kernel::prelude::*;
 use kernel::str::CStrExt;
 
 use crate::abi::{
-    OpenParams, OpenReport, RecordAbi, RecordFn, RECORD_ACTIVE, RECORD_PENDING, SINK_NO_MEMORY,
-    SINK_OK,
+    OpenParams, OpenReport, RecordAbi, RecordFn, RecordIterFn, RECORD_ACTIVE, RECORD_PENDING,
+    SINK_NO_MEMORY, SINK_OK,
 };
 use crate::blockio::BdevIo;
 use crate::error::Error as MdError;
 use crate::helper_abi::HELPER_ABI_VERSION;
 use crate::layout::BLOCK_SIZE;
-use crate::open::open_region;
+use crate::open::{commit_or_checkpoint, open_region};
 use crate::record::{EntryState, Record, RecordSink};
 use crate::store::Store;
 
@@ -50,6 +50,40 @@ impl RecordSink for CallbackSink {
             SINK_NO_MEMORY => Err(MdError::OutOfMemory),
             _ => Err(MdError::BadRecord),
         }
+    }
+}
+
+fn record_of(r: &RecordAbi) -> Option<Record> {
+    let state = match r.state {
+        RECORD_ACTIVE => EntryState::Active,
+        RECORD_PENDING => EntryState::PendingReadFailure,
+        _ => return None,
+    };
+    Some(Record {
+        main_unit: r.main_unit,
+        spare_index: r.spare_index,
+        spare_unit: r.spare_unit,
+        state,
+        timestamp: r.timestamp,
+    })
+}
+
+/// Pulls the core's whole table, for a checkpoint. An invalid record ends it early, which the checkpoint's
+/// own count check then refuses.
+struct CallbackIter {
+    next: RecordIterFn,
+    ctx: *mut c_void,
+}
+
+impl Iterator for CallbackIter {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let mut r = RecordAbi::default();
+        if (self.next)(self.ctx, &mut r) != 1 {
+            return None;
+        }
+        record_of(&r)
     }
 }
 
@@ -118,18 +152,21 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_open(
 }
 
 /// Commits `n` records durably: returns 0 only once they are on stable media (group commit: one call, one
-/// flush). On failure returns a negative errno and points `*error` at a static message; `-ENOSPC` with
-/// "metadata journal full, checkpoint needed" when the journal has no room left.
+/// flush). When the journal is full, writes a checkpoint of the whole table instead, pulled with
+/// `table(ctx, &mut record)` (every entry once, as it will be with these records applied). On failure
+/// returns a negative errno and points `*error` at a static message.
 ///
 /// # Safety
 ///
 /// `store` must be a live handle not used concurrently (the core serialises commits); `records` must point to
-/// `n` valid records; `error` valid for writes.
+/// `n` valid records; `table` must accept `ctx` during the call; `error` must be valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn dm_remap_v4_metadata_commit(
     store: *mut OpenStore,
     records: *const RecordAbi,
     n: usize,
+    table: RecordIterFn,
+    ctx: *mut c_void,
     error: *mut *const c_char,
 ) -> c_int {
     // SAFETY: live and exclusive (caller's contract).
@@ -139,23 +176,11 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_commit(
     let result = (|| -> core::result::Result<(), MdError> {
         let mut batch = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| MdError::OutOfMemory)?;
         for r in abi {
-            let state = match r.state {
-                RECORD_ACTIVE => EntryState::Active,
-                RECORD_PENDING => EntryState::PendingReadFailure,
-                _ => return Err(MdError::BadRecord),
-            };
-            let rec = Record {
-                main_unit: r.main_unit,
-                spare_index: r.spare_index,
-                spare_unit: r.spare_unit,
-                state,
-                timestamp: r.timestamp,
-            };
-            batch
-                .push(rec, GFP_KERNEL)
-                .map_err(|_| MdError::OutOfMemory)?;
+            let rec = record_of(r).ok_or(MdError::BadRecord)?;
+            batch.push(rec, GFP_KERNEL).map_err(|_| MdError::OutOfMemory)?;
         }
-        h.store.commit(&mut h.io, &mut h.buf, &batch).map(|_| ())
+        let OpenStore { store, io, buf } = h;
+        commit_or_checkpoint(store, io, buf, &batch, || CallbackIter { next: table, ctx })
     })();
     match result {
         Ok(()) => 0,

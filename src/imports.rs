@@ -16,7 +16,7 @@ use kernel::str::CStrExt;
 
 use crate::dm::Device;
 use crate::logic::abi::HELPER_ABI_VERSION;
-use crate::md_abi::{OpenParams, OpenReport, RecordAbi, RecordFn};
+use crate::md_abi::{OpenParams, OpenReport, RecordAbi, RecordFn, RecordIterFn};
 
 // The lint looks through `block_device` to a zero-sized array deep inside; a pointer to it is FFI-safe.
 #[allow(improper_ctypes)]
@@ -38,6 +38,8 @@ extern "C" {
         store: *mut c_void,
         records: *const RecordAbi,
         n: usize,
+        table: RecordIterFn,
+        ctx: *mut c_void,
         error: *mut *const c_char,
     ) -> c_int;
     fn dm_remap_v4_spare_pool_create(units: u64, out: *mut *mut c_void) -> c_int;
@@ -101,6 +103,24 @@ extern "C" fn sink_trampoline<S: LoadSink>(ctx: *mut c_void, rec: *const RecordA
     unsafe { (*ctx.cast::<S>()).record(&*rec) }
 }
 
+/// Yields the whole remap table for a checkpoint, one record per call, `None` at the end.
+pub(crate) trait RecordSource {
+    fn next_record(&mut self) -> Option<RecordAbi>;
+}
+
+extern "C" fn source_trampoline<S: RecordSource>(ctx: *mut c_void, rec: *mut RecordAbi) -> i32 {
+    // SAFETY: `ctx` is the `&mut S` that `Metadata::commit` passed along with this function, alive and not
+    // otherwise used during the call; `rec` is valid for writes.
+    match unsafe { (*ctx.cast::<S>()).next_record() } {
+        Some(r) => {
+            // SAFETY: as above.
+            unsafe { rec.write(r) };
+            1
+        }
+        None => 0,
+    }
+}
+
 /// An open metadata region on a spare (owned by `dm-remap-v4-metadata.ko`), closed when dropped.
 pub(crate) struct Metadata(NonNull<c_void>);
 
@@ -142,15 +162,26 @@ impl Metadata {
         }
     }
 
-    /// Commits `records` durably (returns once they are on stable media).
-    pub(crate) fn commit(
+    /// Commits `records` durably (returns once they are on stable media). When the journal is full the
+    /// metadata module writes a checkpoint instead, pulling the whole table (with `records` applied) from
+    /// `table`.
+    pub(crate) fn commit<S: RecordSource>(
         &mut self,
         records: &[RecordAbi],
+        table: &mut S,
     ) -> core::result::Result<(), (Error, &'static CStr)> {
         let mut msg: *const c_char = core::ptr::null();
-        // SAFETY: a live handle, used exclusively (`&mut self`); `records` is a valid slice.
+        // SAFETY: a live handle, used exclusively (`&mut self`); `records` is a valid slice; `table` stays
+        // borrowed for the call, matching `source_trampoline::<S>`.
         let r = unsafe {
-            dm_remap_v4_metadata_commit(self.0.as_ptr(), records.as_ptr(), records.len(), &mut msg)
+            dm_remap_v4_metadata_commit(
+                self.0.as_ptr(),
+                records.as_ptr(),
+                records.len(),
+                source_trampoline::<S>,
+                core::ptr::from_mut(table).cast(),
+                &mut msg,
+            )
         };
         if r == 0 {
             Ok(())

@@ -15,7 +15,7 @@ use crate::dm::{
     Args, Bio, BlkStatus, CtrError, Device, DeviceVisitor, EndIo, MapResult, Op, QueueLimits,
     StatusKind, Target, TargetCtr, TargetInfo,
 };
-use crate::imports::{random_uuid, LoadSink, Metadata, SparePool};
+use crate::imports::{random_uuid, LoadSink, Metadata, RecordSource, SparePool};
 use crate::logic::message::{parse_message, Message, HELP};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{route_first, Dest, Entry, Geometry, RemapLookup};
@@ -63,6 +63,39 @@ fn record(main_unit: u64, spare_unit: u64, state: u32) -> RecordAbi {
         timestamp: crate::imports::now_seconds(),
         spare_index: 0,
         state,
+    }
+}
+
+/// The whole table as records, with `extra` applied on top (it replaces the entry of its unit, or is added):
+/// what a checkpoint written while committing `extra` must hold.
+struct Snapshot<'a> {
+    table: &'a RemapTable,
+    extra: Option<RecordAbi>,
+    /// Next unit to look at; `None` once the table is exhausted.
+    cursor: Option<u64>,
+}
+
+impl RecordSource for Snapshot<'_> {
+    fn next_record(&mut self) -> Option<RecordAbi> {
+        while let Some(from) = self.cursor {
+            let Some(unit) = self.table.next_entry(from, u64::MAX) else {
+                self.cursor = None;
+                break;
+            };
+            self.cursor = unit.checked_add(1);
+            if self.extra.is_some_and(|e| e.main_unit == unit) {
+                return self.extra.take();
+            }
+            return match self.table.get(unit) {
+                Some(Entry::Remapped { spare, unit: su }) => Some(RecordAbi {
+                    spare_index: spare,
+                    ..record(unit, su, RECORD_ACTIVE)
+                }),
+                Some(Entry::Pending) => Some(record(unit, 0, RECORD_PENDING)),
+                None => continue,
+            };
+        }
+        self.extra.take()
     }
 }
 
@@ -149,7 +182,7 @@ impl RemapTarget {
         let main_sector = unit * us;
         if self.main.read_sync(main_sector, &mut u.buf).is_err() {
             let rec = record(unit, 0, RECORD_PENDING);
-            u.metadata.commit(&[rec])?;
+            u.metadata.commit(&[rec], &mut self.snapshot(rec))?;
             self.table
                 .insert(unit, Entry::Pending)
                 .map_err(|e| (e, c"cannot record the pending unit in memory"))?;
@@ -174,8 +207,8 @@ impl RemapTarget {
             self.spare
                 .flush_sync()
                 .map_err(|e| (e, c"flushing the spare failed"))?;
-            u.metadata
-                .commit(&[record(unit, spare_unit, RECORD_ACTIVE)])?;
+            let rec = record(unit, spare_unit, RECORD_ACTIVE);
+            u.metadata.commit(&[rec], &mut self.snapshot(rec))?;
             Ok(spare_sector)
         })();
         let spare_sector = match copied {
@@ -208,6 +241,15 @@ impl RemapTarget {
             main_sector, spare_sector
         );
         Ok(())
+    }
+
+    /// The table with `extra` applied, for a checkpoint while committing it.
+    fn snapshot(&self, extra: RecordAbi) -> Snapshot<'_> {
+        Snapshot {
+            table: &self.table,
+            extra: Some(extra),
+            cursor: Some(0),
+        }
     }
 
     fn unit_sectors(&self) -> u32 {

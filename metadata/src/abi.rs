@@ -88,3 +88,6 @@ pub const SINK_NO_MEMORY: i32 = 2;
 
 /// The core's callback for each loaded record, in on-disk order (later records replace earlier ones).
 pub type RecordFn = extern "C" fn(ctx: *mut core::ffi::c_void, rec: *const RecordAbi) -> i32;
+
+/// The core's source of the whole table for a checkpoint: fills `*rec` and returns 1, or returns 0 at the end.
+pub type RecordIterFn = extern "C" fn(ctx: *mut core::ffi::c_void, rec: *mut RecordAbi) -> i32;

@@ -26,7 +26,7 @@ pub use abi::{OpenParams, OpenReport, OPEN_FORMAT_IF_BLANK};
 pub use error::Error;
 pub use io::{BlockIo, IoError};
 pub use layout::Layout;
-pub use open::open_region;
+pub use open::{commit_or_checkpoint, open_region};
 pub use record::{EntryState, Record, RecordSink};
 pub use store::{CopyStatus, Expect, FormatParams, LoadReport, Store};
 pub use superblock::{MainIdentity, Superblock};

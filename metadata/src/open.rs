@@ -79,3 +79,24 @@ pub fn open_region<I: BlockIo, S: RecordSink>(
     report.pool_units = sb.pool_units;
     Ok((store, report))
 }
+
+/// Commits `records`; when the journal is full, writes a checkpoint of the whole table instead, which holds
+/// them too. `table` yields every entry of the table as it will be once `records` are applied (each main unit
+/// once); it is only called for a checkpoint.
+pub fn commit_or_checkpoint<I, E, F>(
+    store: &mut Store,
+    io: &mut I,
+    buf: &mut [u8],
+    records: &[Record],
+    table: F,
+) -> Result<(), Error>
+where
+    I: BlockIo,
+    E: IntoIterator<Item = Record>,
+    F: FnOnce() -> E,
+{
+    match store.commit(io, buf, records) {
+        Err(Error::JournalFull) => store.checkpoint(io, buf, table()),
+        r => r.map(|_| ()),
+    }
+}

@@ -7,8 +7,8 @@
 
 use dm_remap_v4_metadata::layout::BLOCK_SIZE;
 use dm_remap_v4_metadata::{
-    open_region, BlockIo, EntryState, Error, IoError, OpenParams, OpenReport, Record, RecordSink,
-    OPEN_FORMAT_IF_BLANK,
+    commit_or_checkpoint, open_region, BlockIo, EntryState, Error, IoError, OpenParams, OpenReport,
+    Record, RecordSink, OPEN_FORMAT_IF_BLANK,
 };
 
 const SPARE_SECTORS: u64 = 32 * 2048;
@@ -190,4 +190,56 @@ fn refusals_leave_the_disk_untouched() {
         assert_eq!(open(&mut disk, &params(main_sectors)), Err(want));
         assert!(disk.0 == before, "{want:?}: the disk was written");
     }
+}
+
+#[test]
+fn a_full_journal_is_folded_into_a_checkpoint() {
+    use std::collections::BTreeMap;
+    let mut disk = formatted();
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let (mut store, _) = open_region(
+        &mut disk,
+        &mut buf,
+        &params(1 << 20),
+        7,
+        &mut Keep::default(),
+    )
+    .unwrap();
+    let mut table: BTreeMap<u64, Record> = BTreeMap::new();
+    let journal_records = store.journal_free_blocks() * 126;
+    // Enough single-record commits to fill the journal and force at least one checkpoint.
+    for i in 0..journal_records + 10 {
+        let rec = Record {
+            main_unit: i % 300,
+            spare_index: 0,
+            spare_unit: i % 300,
+            state: EntryState::Active,
+            timestamp: i,
+        };
+        let before = store.superblock().meta_version;
+        let snapshot = {
+            let mut t = table.clone();
+            t.insert(rec.main_unit, rec);
+            t
+        };
+        commit_or_checkpoint(&mut store, &mut disk, &mut buf, &[rec], || {
+            snapshot.values().copied().collect::<Vec<_>>()
+        })
+        .unwrap();
+        table.insert(rec.main_unit, rec);
+        if store.superblock().meta_version != before {
+            assert_eq!(store.superblock().checkpoint_entries, table.len() as u64);
+        }
+    }
+    assert!(
+        store.superblock().meta_version > 1,
+        "no checkpoint was written"
+    );
+    let mut keep = Keep::default();
+    open_region(&mut disk, &mut buf, &params(1 << 20), 9, &mut keep).unwrap();
+    let mut loaded: BTreeMap<u64, Record> = BTreeMap::new();
+    for r in keep.0 {
+        loaded.insert(r.main_unit, r);
+    }
+    assert_eq!(loaded, table);
 }

@@ -80,3 +80,22 @@ test_remap_of_an_unreadable_unit_marks_it_pending() {
 	dmsetup remove r
 	dmsetup remove dust
 }
+
+test_remap_with_a_full_journal_writes_a_checkpoint() {
+	local main spare len
+	main=$(make_loop main 64) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dmsetup create r --table "0 $len $TARGET $main $spare" && dmsetup remove r || { fail "format"; return; }
+	blockdev --flushbufs "$spare"
+	"$DMR_TOP/target/debug/md-fixture" fill-journal "$spare" >/dev/null || { fail "md-fixture fill-journal"; return; }
+	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create with a full journal"; return; }
+	assert_eq "remapped from the full journal" 126 "$(status_field r remapped)"
+	assert_eq "metadata version before" 1 "$(status_field r metadata_version)"
+	remap_msg r 7 >/dev/null || { fail "remap with a full journal"; return; }
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "recreate after the checkpoint"; return; }
+	assert_eq "remapped after the checkpoint" 127 "$(status_field r remapped)"
+	assert_eq "metadata version after the checkpoint" 2 "$(status_field r metadata_version)"
+	assert_eq "unit 7 listed" "7 0" "$(dmsetup message r 0 list 7 1 | cut -d' ' -f1,2)"
+	dmsetup remove r
+}

@@ -7,7 +7,8 @@
 //!
 //!     md-fixture info <spare>
 //!     md-fixture add <spare> <main_unit>:<spare_unit>[:pending]...
-#![allow(clippy::print_stdout)]
+//!     md-fixture fill-journal <spare>    (commits units 1000..1126 -> spare units 100..226 until the journal is full)
+#![allow(clippy::print_stdout, clippy::arithmetic_side_effects)] // a test fixture, not kernel code
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -71,7 +72,7 @@ fn run(args: &[String]) -> Result<(), String> {
     };
     let file = OpenOptions::new()
         .read(true)
-        .write(cmd == "add")
+        .write(cmd != "info")
         .open(path)
         .map_err(|e| format!("{path}: {e}"))?;
     let mut io = FileIo(file);
@@ -106,6 +107,21 @@ fn run(args: &[String]) -> Result<(), String> {
                 .commit(&mut io, &mut buf, &records)
                 .map(|_| ())
                 .map_err(|e| format!("{path}: {e}"))
+        }
+        "fill-journal" => {
+            let batch: Vec<Record> = (0..126)
+                .filter_map(|i| parse_record(&format!("{}:{}", 1000 + i, 100 + i)))
+                .collect();
+            let mut commits = 0u64;
+            loop {
+                match store.commit(&mut io, &mut buf, &batch) {
+                    Ok(_) => commits += 1,
+                    Err(dm_remap_v4_metadata::Error::JournalFull) => break,
+                    Err(e) => return Err(format!("{path}: {e}")),
+                }
+            }
+            println!("commits={commits}");
+            Ok(())
         }
         _ => Err(format!("unknown command '{cmd}'")),
     }
