@@ -177,7 +177,9 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_commit(
         let mut batch = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| MdError::OutOfMemory)?;
         for r in abi {
             let rec = record_of(r).ok_or(MdError::BadRecord)?;
-            batch.push(rec, GFP_KERNEL).map_err(|_| MdError::OutOfMemory)?;
+            batch
+                .push(rec, GFP_KERNEL)
+                .map_err(|_| MdError::OutOfMemory)?;
         }
         let OpenStore { store, io, buf } = h;
         commit_or_checkpoint(store, io, buf, &batch, || CallbackIter { next: table, ctx })
