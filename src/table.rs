@@ -55,6 +55,14 @@ impl RemapTable {
         self.pending.load(Ordering::Relaxed)
     }
 
+    /// The entries from `first` on, in unit order (process context: for listing and checkpoints).
+    pub(crate) fn entries_from(&self, first: u64) -> Entries<'_> {
+        Entries {
+            table: self,
+            next: Some(first),
+        }
+    }
+
     /// True when no unit has an entry: `map()`'s one check on the common path.
     pub(crate) fn is_empty(&self) -> bool {
         self.remapped() == 0 && self.pending() == 0
@@ -68,5 +76,27 @@ impl RemapLookup for RemapTable {
 
     fn next_entry(&self, first: u64, last: u64) -> Option<u64> {
         self.xa.find(first, last)
+    }
+}
+
+/// Iterator over the entries of a [`RemapTable`]; each step moves past one entry, so it ends.
+pub(crate) struct Entries<'a> {
+    table: &'a RemapTable,
+    /// Next unit to look from; `None` once past the last possible unit.
+    next: Option<u64>,
+}
+
+impl Iterator for Entries<'_> {
+    type Item = (u64, Entry);
+
+    fn next(&mut self) -> Option<(u64, Entry)> {
+        loop {
+            let unit = self.table.next_entry(self.next?, u64::MAX)?;
+            self.next = unit.checked_add(1);
+            // An entry erased between the two lookups is skipped.
+            if let Some(entry) = self.table.get(unit) {
+                return Some((unit, entry));
+            }
+        }
     }
 }

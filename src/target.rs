@@ -26,7 +26,7 @@ use crate::md_abi::{
     SINK_INVALID, SINK_NO_MEMORY, SINK_OK,
 };
 use crate::stats::{IoKind, IoStats};
-use crate::table::RemapTable;
+use crate::table::{Entries, RemapTable};
 
 const SECTOR_BYTES: u32 = 512;
 const SECTOR_SHIFT: u32 = 9;
@@ -69,33 +69,25 @@ fn record(main_unit: u64, spare_unit: u64, state: u32) -> RecordAbi {
 /// The whole table as records, with `extra` applied on top (it replaces the entry of its unit, or is added):
 /// what a checkpoint written while committing `extra` must hold.
 struct Snapshot<'a> {
-    table: &'a RemapTable,
+    entries: Entries<'a>,
     extra: Option<RecordAbi>,
-    /// Next unit to look at; `None` once the table is exhausted.
-    cursor: Option<u64>,
 }
 
 impl RecordSource for Snapshot<'_> {
     fn next_record(&mut self) -> Option<RecordAbi> {
-        while let Some(from) = self.cursor {
-            let Some(unit) = self.table.next_entry(from, u64::MAX) else {
-                self.cursor = None;
-                break;
-            };
-            self.cursor = unit.checked_add(1);
-            if self.extra.is_some_and(|e| e.main_unit == unit) {
-                return self.extra.take();
-            }
-            return match self.table.get(unit) {
-                Some(Entry::Remapped { spare, unit: su }) => Some(RecordAbi {
-                    spare_index: spare,
-                    ..record(unit, su, RECORD_ACTIVE)
-                }),
-                Some(Entry::Pending) => Some(record(unit, 0, RECORD_PENDING)),
-                None => continue,
-            };
+        let Some((unit, entry)) = self.entries.next() else {
+            return self.extra.take();
+        };
+        if self.extra.is_some_and(|e| e.main_unit == unit) {
+            return self.extra.take();
         }
-        self.extra.take()
+        Some(match entry {
+            Entry::Remapped { spare, unit: su } => RecordAbi {
+                spare_index: spare,
+                ..record(unit, su, RECORD_ACTIVE)
+            },
+            Entry::Pending => record(unit, 0, RECORD_PENDING),
+        })
     }
 }
 
@@ -138,16 +130,10 @@ fn ctr_err(errno: Error, msg: &'static CStr) -> CtrError {
 
 /// Marks the spare units of the loaded remaps used, so they are never handed out again.
 fn claim_loaded_units(table: &RemapTable, pool: &mut SparePool) -> Result {
-    let mut unit = 0u64;
-    // Bounded by the table: each step moves past one entry.
-    while let Some(found) = table.next_entry(unit, u64::MAX) {
-        if let Some(Entry::Remapped { unit: su, .. }) = table.get(found) {
-            pool.claim(su)?;
+    for (_, entry) in table.entries_from(0) {
+        if let Entry::Remapped { unit, .. } = entry {
+            pool.claim(unit)?;
         }
-        let Some(next) = found.checked_add(1) else {
-            break;
-        };
-        unit = next;
     }
     Ok(())
 }
@@ -246,9 +232,8 @@ impl RemapTarget {
     /// The table with `extra` applied, for a checkpoint while committing it.
     fn snapshot(&self, extra: RecordAbi) -> Snapshot<'_> {
         Snapshot {
-            table: &self.table,
+            entries: self.table.entries_from(0),
             extra: Some(extra),
-            cursor: Some(0),
         }
     }
 
@@ -268,29 +253,23 @@ impl RemapTarget {
     /// Writes up to `count` entries, from the unit holding `start_sector`, one per line.
     fn list(&self, start_sector: u64, count: u64, out: &mut OutBuf<'_>) {
         let us = u64::from(self.unit_sectors());
-        let mut unit = start_sector / us;
-        let mut left = count;
-        // Bounded by `count`, by the table and by the output buffer.
-        while left > 0 && !out.overflowed() {
-            let Some(found) = self.table.next_entry(unit, u64::MAX) else {
-                break;
-            };
-            let line = match self.table.get(found) {
-                Some(Entry::Remapped { spare, unit: su }) => writeln!(
+        let entries = self.table.entries_from(start_sector / us);
+        // Bounded by `count`, by the table and by the output buffer (a write fails once it is full).
+        for (unit, entry) in entries.take(usize::try_from(count).unwrap_or(usize::MAX)) {
+            let sector = unit.saturating_mul(us);
+            let line = match entry {
+                Entry::Remapped { spare, unit: su } => writeln!(
                     out,
                     "{} {} {} active",
-                    found.saturating_mul(us),
+                    sector,
                     spare,
                     self.spare_sector(spare, su).unwrap_or(u64::MAX)
                 ),
-                Some(Entry::Pending) => writeln!(out, "{} - - pending", found.saturating_mul(us)),
-                None => Ok(()),
+                Entry::Pending => writeln!(out, "{} - - pending", sector),
             };
-            if line.is_err() || found == u64::MAX {
+            if line.is_err() {
                 break;
             }
-            unit = found + 1;
-            left -= 1;
         }
     }
 }
