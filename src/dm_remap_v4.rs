@@ -12,6 +12,7 @@ mod imports;
 /// The `#[repr(C)]` types of the metadata module's C ABI (`metadata/src/abi.rs`).
 #[path = "../metadata/src/abi.rs"]
 pub mod md_abi;
+mod remapper;
 mod stats;
 mod table;
 mod target;

@@ -13,6 +13,7 @@ pub(crate) struct IoStats {
     discards: AtomicU64,
     read_errors: AtomicU64,
     write_errors: AtomicU64,
+    device_errors: AtomicU64,
 }
 
 /// Which counter a completed bio belongs to.
@@ -39,6 +40,11 @@ impl IoStats {
         }
     }
 
+    /// Counts one error returned by a device below (recovered from or not).
+    pub(crate) fn device_error(&self) {
+        self.device_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A snapshot for the status line.
     pub(crate) fn snapshot(&self) -> IoCounters {
         IoCounters {
@@ -48,6 +54,7 @@ impl IoStats {
             discards: self.discards.load(Ordering::Relaxed),
             read_errors: self.read_errors.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
+            device_errors: self.device_errors.load(Ordering::Relaxed),
         }
     }
 }

@@ -28,6 +28,42 @@ bool dmr_log_ratelimit(void)
 	return __ratelimit(&dmr_log_rs);
 }
 
+int dmr_bio_copy(struct bio *bio, const struct bvec_iter *saved, unsigned int skip, void *buf,
+		 unsigned int len, bool to_bio)
+{
+	struct bvec_iter start = *saved;
+	struct bvec_iter iter;
+	struct bio_vec bv;
+
+	if (!bio_has_data(bio) || skip > start.bi_size || len > start.bi_size - skip)
+		return -EINVAL;
+	bio_advance_iter(bio, &start, skip);
+	start.bi_size = len;
+	__bio_for_each_segment(bv, bio, iter, start) {
+		if (to_bio)
+			memcpy_to_bvec(&bv, buf);
+		else
+			memcpy_from_bvec(buf, &bv);
+		buf += bv.bv_len;
+	}
+	return 0;
+}
+
+struct workqueue_struct *dmr_alloc_workqueue(const char *name)
+{
+	return alloc_workqueue("dm-remap-v4/%s", WQ_UNBOUND | WQ_MEM_RECLAIM, 1, name);
+}
+
+unsigned int dmr_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void dmr_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
+}
+
 void dmr_xa_init(struct xarray *xa)
 {
 	xa_init(xa);

@@ -10,12 +10,28 @@
 
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/sched/mm.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
 sector_t dmr_bdev_nr_sectors(struct block_device *bdev);
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
 bool dmr_log_ratelimit(void);
+
+/*
+ * Copies `len` bytes between `buf` and the data of `bio` described by `saved` (an iterator saved when the bio was
+ * mapped), starting `skip` bytes in. Returns -EINVAL when the range is outside the saved iterator.
+ */
+int dmr_bio_copy(struct bio *bio, const struct bvec_iter *saved, unsigned int skip, void *buf,
+		 unsigned int len, bool to_bio);
+
+/* A workqueue for the target's deferred bios; WQ_MEM_RECLAIM so that I/O makes progress under memory pressure. */
+struct workqueue_struct *dmr_alloc_workqueue(const char *name);
+
+/* Allocations in this scope do not recurse into I/O (the worker completes I/O that reclaim may wait for). */
+unsigned int dmr_noio_save(void);
+void dmr_noio_restore(unsigned int flags);
 
 /* An XArray of integer values (xa_mk_value), read without locks (the XArray uses RCU internally). */
 void dmr_xa_init(struct xarray *xa);

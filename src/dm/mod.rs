@@ -11,15 +11,17 @@ pub(crate) mod device;
 pub(crate) mod ffi;
 pub(crate) mod limits;
 pub(crate) mod target;
+pub(crate) mod worker;
 pub(crate) mod xa;
 
 pub(crate) use args::Args;
-pub(crate) use bio::{Bio, BlkStatus, Op};
+pub(crate) use bio::{Bio, BioIter, BlkStatus, Op, OwnedBio};
 pub(crate) use device::{Device, DeviceVisitor};
 pub(crate) use limits::QueueLimits;
 pub(crate) use target::{
     CtrError, EndIo, MapResult, Registration, StatusKind, Target, TargetCtr, TargetInfo,
 };
+pub(crate) use worker::{BioWorker, HandleBio};
 pub(crate) use xa::ValueXa;
 
 /// True when a rate-limited warning may be printed now (the kernel's default: 10 per 5 seconds).

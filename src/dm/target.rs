@@ -13,7 +13,7 @@ use kernel::types::Opaque;
 use kernel::ThisModule;
 
 use super::args::Args;
-use super::bio::{Bio, BlkStatus};
+use super::bio::{Bio, BlkStatus, OwnedBio};
 use super::device::{Device, DeviceVisitor};
 use super::ffi;
 use super::limits::QueueLimits;
@@ -25,12 +25,17 @@ pub(crate) enum MapResult {
     Remapped,
     /// Fail the bio with an I/O error (`DM_MAPIO_KILL`).
     Kill,
+    /// The target takes the bio over: device-mapper calls [`Target::take`] with it (`DM_MAPIO_SUBMITTED`).
+    Take,
 }
 
 /// What `end_io()` decided about a completed bio.
 pub(crate) enum EndIo {
     /// Complete it with the (possibly changed) status (`DM_ENDIO_DONE`).
     Done,
+    /// The target takes the bio over to complete it later: device-mapper calls [`Target::take`] with it
+    /// (`DM_ENDIO_INCOMPLETE`). When the target completes it, `end_io()` sees it again.
+    Take,
 }
 
 /// Which status line device-mapper asks for.
@@ -149,17 +154,29 @@ pub(crate) trait Target: Sized + Send + Sync + 'static {
     const NAME: &'static CStr;
     /// Version reported by `dmsetup targets`.
     const VERSION: [u32; 3];
+    /// What the target keeps with each bio (device-mapper's per-bio data), set up in `map()`.
+    type PerBio: Default + Send + 'static;
 
     /// The constructor: parse the arguments, open the devices.
     fn new(ctr: &mut TargetCtr<'_>, args: Args<'_>) -> core::result::Result<Self, CtrError>;
 
-    /// Routes one bio. Runs in the I/O submission path: must not sleep.
-    fn map(&self, ti: &TargetInfo, bio: &mut Bio) -> MapResult;
+    /// Routes one bio; `pb` starts as `PerBio::default()`. Runs in the I/O submission path: must not sleep.
+    fn map(&self, ti: &TargetInfo, bio: &mut Bio, pb: &mut Self::PerBio) -> MapResult;
 
     /// Sees every bio this target mapped when it completes. Runs in completion (possibly interrupt) context.
-    fn end_io(&self, _ti: &TargetInfo, _bio: &mut Bio, _status: &mut BlkStatus) -> EndIo {
+    fn end_io(
+        &self,
+        _ti: &TargetInfo,
+        _bio: &mut Bio,
+        _pb: &mut Self::PerBio,
+        _status: &mut BlkStatus,
+    ) -> EndIo {
         EndIo::Done
     }
+
+    /// Receives a bio `map()` or `end_io()` took over ([`MapResult::Take`], [`EndIo::Take`]). Runs where they
+    /// run: must not sleep. The default fails it.
+    fn take(&self, _bio: OwnedBio<Self::PerBio>) {}
 
     /// Writes one status line.
     fn status(&self, ti: &TargetInfo, kind: StatusKind, out: &mut OutBuf<'_>);
@@ -172,6 +189,24 @@ pub(crate) trait Target: Sized + Send + Sync + 'static {
 
     /// Adjusts the queue limits of the mapped device.
     fn io_hints(&self, _ti: &TargetInfo, _limits: &mut QueueLimits<'_>) {}
+}
+
+/// The target's data for `bio`.
+///
+/// # Safety
+///
+/// `bio` must be a bio of a live target of type `T`, inside a `map` or `end_io` call; the data must have been
+/// initialised (by `map_callback`) unless `init` is set.
+unsafe fn per_bio_of<'a, T: Target>(bio: *mut ffi::bio, init: bool) -> &'a mut T::PerBio {
+    // SAFETY: the constructor set `per_io_data_size` to the size of `T::PerBio`; the data is aligned (checked in
+    // `Registration::new`) and belongs to the callback for the call.
+    unsafe {
+        let p = ffi::dm_per_bio_data(bio, core::mem::size_of::<T::PerBio>()).cast::<T::PerBio>();
+        if init {
+            p.write(T::PerBio::default());
+        }
+        &mut *p
+    }
 }
 
 /// Recovers the target value from `ti->private`.
@@ -202,6 +237,11 @@ unsafe extern "C" fn ctr_callback<T: Target>(
         ti: ti_nn,
         _borrow: PhantomData,
     };
+    let Ok(per_bio_size) = c_uint::try_from(core::mem::size_of::<T::PerBio>()) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: the constructor may set its own `dm_target`'s fields.
+    unsafe { (*ti).per_io_data_size = per_bio_size };
     // SAFETY: device-mapper passes `argc` valid argument strings that live for the call.
     let args = unsafe { Args::from_raw(argc, argv) };
     let result = T::new(&mut ctr, args).and_then(|t| {
@@ -243,11 +283,20 @@ unsafe extern "C" fn dtr_callback<T: Target>(ti: *mut ffi::dm_target) {
 unsafe extern "C" fn map_callback<T: Target>(ti: *mut ffi::dm_target, bio: *mut ffi::bio) -> c_int {
     // SAFETY: `ti` is live for the call (device-mapper contract), and its constructor succeeded.
     let (target, info) = unsafe { (target_of::<T>(ti), TargetInfo::from_raw(ti)) };
-    // SAFETY: `bio` is the clone device-mapper hands us to map; we own it for the call.
+    // SAFETY: `bio` is the clone device-mapper hands us to map; we own it for the call, with its per-bio data.
+    let (pb, raw) = (unsafe { per_bio_of::<T>(bio, true) }, bio);
+    // SAFETY: as above.
     let bio = unsafe { Bio::from_raw(bio) };
-    let r = match target.map(info, bio) {
+    let r = match target.map(info, bio, pb) {
         MapResult::Remapped => ffi::DM_MAPIO_REMAPPED,
         MapResult::Kill => ffi::DM_MAPIO_KILL,
+        MapResult::Take => {
+            if let Some(raw) = NonNull::new(raw) {
+                // SAFETY: `DM_MAPIO_SUBMITTED` hands the bio's completion to us; its per-bio data is set.
+                target.take(unsafe { OwnedBio::from_raw(raw) });
+            }
+            ffi::DM_MAPIO_SUBMITTED
+        }
     };
     r as c_int
 }
@@ -263,22 +312,33 @@ unsafe extern "C" fn end_io_callback<T: Target>(
     bio: *mut ffi::bio,
     error: *mut ffi::blk_status_t,
 ) -> c_int {
-    // SAFETY: as in `map_callback`; `error` points to the bio's status, which we may change.
-    let (target, info, bio) = unsafe {
+    let raw = bio;
+    // SAFETY: as in `map_callback`: `map()` saw this bio and initialised its per-bio data.
+    let (target, info, bio, pb) = unsafe {
         (
             target_of::<T>(ti),
             TargetInfo::from_raw(ti),
             Bio::from_raw(bio),
+            per_bio_of::<T>(bio, false),
         )
     };
     // SAFETY: `error` is a valid pointer for the duration of the call.
     let mut status = BlkStatus(unsafe { *error });
-    let r = match target.end_io(info, bio, &mut status) {
-        EndIo::Done => ffi::DM_ENDIO_DONE,
-    };
-    // SAFETY: as above.
-    unsafe { *error = status.0 };
-    r as c_int
+    match target.end_io(info, bio, pb, &mut status) {
+        EndIo::Done => {
+            // SAFETY: as above.
+            unsafe { *error = status.0 };
+            ffi::DM_ENDIO_DONE as c_int
+        }
+        EndIo::Take => {
+            if let Some(raw) = NonNull::new(raw) {
+                // SAFETY: `DM_ENDIO_INCOMPLETE` hands the bio's completion to us; device-mapper does not touch
+                // it after this call returns.
+                target.take(unsafe { OwnedBio::from_raw(raw) });
+            }
+            ffi::DM_ENDIO_INCOMPLETE as c_int
+        }
+    }
 }
 
 /// Device-mapper's `target_type.status` callback for `T`.
@@ -386,8 +446,13 @@ unsafe impl<T: Target> Send for Registration<T> {}
 unsafe impl<T: Target> Sync for Registration<T> {}
 
 impl<T: Target> Registration<T> {
+    /// Device-mapper places the per-bio data just before its 8-byte aligned `dm_target_io`.
+    const PER_BIO_ALIGNED: () = assert!(core::mem::align_of::<T::PerBio>() <= 8);
+
     /// Registers `T` under `T::NAME`.
     pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::PER_BIO_ALIGNED;
         let tt = KBox::pin(Opaque::<ffi::target_type>::zeroed(), GFP_KERNEL)?;
         let p = tt.get();
         // SAFETY: `p` points to a zeroed, pinned `target_type` that nothing else references yet; every callback

@@ -20,6 +20,8 @@ pub struct IoCounters {
     pub read_errors: u64,
     /// Writes that completed with an error.
     pub write_errors: u64,
+    /// Errors the devices below returned, whether the target recovered from them or passed them on.
+    pub device_errors: u64,
 }
 
 /// What the status lines say about the target.
@@ -35,7 +37,11 @@ pub struct StatusView<'a> {
     pub spare: &'a str,
     /// Remap unit in bytes (the main device's logical block size).
     pub unit_bytes: u32,
-    /// Health of the spare's metadata: `ok`, or `degraded` while a damaged copy could not be rewritten.
+    /// `ok`, `spare_exhausted` (a unit needed a spare unit and none was left) or `failed` (a metadata commit
+    /// failed: no further relocation is attempted until the table is reloaded).
+    pub state: &'a str,
+    /// Health of the spare's metadata: `ok`, `degraded` while a damaged copy could not be rewritten, `failed`
+    /// after a commit failed.
     pub metadata: &'a str,
     /// Damaged superblock copies rewritten when the table was loaded.
     pub metadata_repaired: u32,
@@ -49,12 +55,14 @@ pub struct StatusView<'a> {
     pub remapped: u64,
     /// Units whose read failed on main and that wait for a write to heal them.
     pub pending: u64,
+    /// The table's `retries` option.
+    pub retries: u32,
     /// I/O counters.
     pub io: IoCounters,
 }
 
 /// INFO: `unit_bytes=… remapped=… pending=… spare_used=… spare_total=… metadata=… metadata_repaired=… metadata_version=… reads=…
-/// writes=… flushes=… discards=… read_errors=… write_errors=…`.
+/// writes=… flushes=… discards=… read_errors=… write_errors=… device_errors=… state=…`.
 pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     let io = &v.io;
     write!(
@@ -69,14 +77,19 @@ pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     )?;
     write!(
         w,
-        "reads={} writes={} flushes={} discards={} read_errors={} write_errors={}",
+        "reads={} writes={} flushes={} discards={} read_errors={} write_errors={} ",
         io.reads, io.writes, io.flushes, io.discards, io.read_errors, io.write_errors
-    )
+    )?;
+    write!(w, "device_errors={} state={}", io.device_errors, v.state)
 }
 
 /// TABLE: the constructor arguments, with devices as `major:minor` (device-mapper's convention).
 pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
-    write!(w, "{} {}", v.main, v.spare)
+    write!(w, "{} {}", v.main, v.spare)?;
+    if v.retries != super::table::DEFAULT_RETRIES {
+        write!(w, " 2 retries {}", v.retries)?;
+    }
+    Ok(())
 }
 
 /// IMA measurement: `key=value` pairs separated by `,` and ended by `;`.

@@ -1,13 +1,21 @@
 //! The constructor's table line: `<main_dev> <spare_dev> [<#opt_args> <opt_args>...]`.
 //!
+//! Optional arguments: `retries <n>` (0 to 8, default 1).
+//!
 //! Only the syntax lives here; opening the devices and checking their sizes is the kernel's part
 //! (`src/target.rs`). Every way a line can be wrong has its own error, and its message is what `dmsetup`
 //! users find in the kernel log as the target's `ti->error`.
 
 use core::ffi::CStr;
 
-use super::arg::Arg;
+use super::arg::{is, Arg};
 use super::number::parse_u32;
+
+/// After a bio fails on main, each of its units is tried once on its own and then this many more times before
+/// it counts as bad (relocated for a write, pending for a read), unless the table says otherwise.
+pub const DEFAULT_RETRIES: u32 = 1;
+/// Most retries a table may ask for: each costs a synchronous write while the caller waits.
+pub const MAX_RETRIES: u32 = 8;
 
 /// The parsed table line. `A` is the caller's argument type, so the kernel keeps its C strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +24,8 @@ pub struct TableArgs<A> {
     pub main: A,
     /// Path (or `major:minor`) of the spare device that holds relocated data and the metadata.
     pub spare: A,
+    /// `retries <n>`: see [`DEFAULT_RETRIES`].
+    pub retries: u32,
 }
 
 /// Everything that can be wrong with a table line.
@@ -33,6 +43,10 @@ pub enum TableError {
     TooManyArguments,
     /// An optional argument this version does not know.
     UnknownOption,
+    /// `retries` without a number from 0 to [`MAX_RETRIES`].
+    BadRetries,
+    /// The same optional argument twice.
+    DuplicateOption,
 }
 
 impl TableError {
@@ -47,6 +61,8 @@ impl TableError {
             Self::TooFewOptions => c"Optional argument count exceeds the arguments given",
             Self::TooManyArguments => c"Unexpected arguments after the optional arguments",
             Self::UnknownOption => c"Unknown optional argument",
+            Self::BadRetries => c"Invalid retries: expected a number from 0 to 8",
+            Self::DuplicateOption => c"Optional argument given twice",
         }
     }
 }
@@ -61,6 +77,7 @@ where
     let mut args = args.into_iter();
     let main = args.next().ok_or(TableError::NoArguments)?;
     let spare = args.next().ok_or(TableError::MissingSpare)?;
+    let mut retries = None;
     if let Some(count) = args.next() {
         let count = parse_u32(count.bytes()).ok_or(TableError::BadOptionCount)?;
         let given = args.len();
@@ -70,10 +87,26 @@ where
         if usize::try_from(count).map_or(true, |c| c < given) {
             return Err(TableError::TooManyArguments);
         }
-        // No optional argument is defined yet; each later feature adds its keyword here.
-        if args.next().is_some() {
-            return Err(TableError::UnknownOption);
+        // Bounded: every step consumes at least one argument.
+        while let Some(word) = args.next() {
+            if is(word, "retries") {
+                if retries.is_some() {
+                    return Err(TableError::DuplicateOption);
+                }
+                let n = args
+                    .next()
+                    .and_then(|v| parse_u32(v.bytes()))
+                    .filter(|&n| n <= MAX_RETRIES)
+                    .ok_or(TableError::BadRetries)?;
+                retries = Some(n);
+            } else {
+                return Err(TableError::UnknownOption);
+            }
         }
     }
-    Ok(TableArgs { main, spare })
+    Ok(TableArgs {
+        main,
+        spare,
+        retries: retries.unwrap_or(DEFAULT_RETRIES),
+    })
 }

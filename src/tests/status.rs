@@ -17,9 +17,11 @@ fn view() -> StatusView<'static> {
         spare_total: 10,
         remapped: 7,
         pending: 8,
+        state: "ok",
         metadata: "ok",
         metadata_repaired: 1,
         metadata_version: 3,
+        retries: 1,
         io: IoCounters {
             reads: 1,
             writes: 2,
@@ -27,6 +29,7 @@ fn view() -> StatusView<'static> {
             discards: 4,
             read_errors: 5,
             write_errors: 6,
+            device_errors: 7,
         },
     }
 }
@@ -44,13 +47,23 @@ fn info_is_key_value_tokens() {
     assert_eq!(
         render(|w, v| write_info(w, v)),
         "unit_bytes=4096 remapped=7 pending=8 spare_used=9 spare_total=10 metadata=ok metadata_repaired=1 metadata_version=3 \
-         reads=1 writes=2 flushes=3 discards=4 read_errors=5 write_errors=6"
+         reads=1 writes=2 flushes=3 discards=4 read_errors=5 write_errors=6 \
+         device_errors=7 state=ok"
     );
 }
 
 #[test]
 fn table_and_ima() {
     assert_eq!(render(|w, v| write_table(w, v)), "7:0 7:1");
+    let mut buf = [0u8; 64];
+    let mut out = OutBuf::new(&mut buf);
+    let v = StatusView {
+        retries: 3,
+        ..view()
+    };
+    write_table(&mut out, &v).unwrap();
+    // A non-default option is shown, so `dmsetup table` output can be fed back to `dmsetup load`.
+    assert_eq!(out.as_bytes(), b"7:0 7:1 2 retries 3");
     assert_eq!(
         render(|w, v| write_ima(w, v)),
         "target_name=dm-remap-v4,target_version=0.1.0,main_device=7:0,spare_device=7:1,unit_bytes=4096;"

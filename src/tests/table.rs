@@ -1,6 +1,6 @@
 //! The constructor's argument parser: every valid form and every way to get it wrong.
 
-use dm_remap_v4_target::table::{parse_table, TableArgs, TableError};
+use dm_remap_v4_target::table::{parse_table, TableArgs, TableError, DEFAULT_RETRIES, MAX_RETRIES};
 
 fn parse(line: &str) -> Result<TableArgs<&str>, TableError> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -13,7 +13,8 @@ fn main_and_spare() {
         parse("/dev/loop0 /dev/loop1"),
         Ok(TableArgs {
             main: "/dev/loop0",
-            spare: "/dev/loop1"
+            spare: "/dev/loop1",
+            retries: DEFAULT_RETRIES,
         })
     );
 }
@@ -24,6 +25,13 @@ fn empty_optional_block_is_allowed() {
         parse("7:0 7:1 0").map(|t| (t.main, t.spare)),
         Ok(("7:0", "7:1"))
     );
+}
+
+#[test]
+fn retries_option() {
+    assert_eq!(parse("a b 2 retries 0").map(|t| t.retries), Ok(0));
+    assert_eq!(parse("a b 2 retries 8").map(|t| t.retries), Ok(MAX_RETRIES));
+    assert_eq!(parse("a b 0").map(|t| t.retries), Ok(DEFAULT_RETRIES));
 }
 
 #[test]
@@ -45,6 +53,18 @@ fn each_bad_form_has_its_own_error() {
             "/dev/loop0 /dev/loop1 1 frobnicate",
             TableError::UnknownOption,
         ),
+        ("/dev/loop0 /dev/loop1 1 retries", TableError::BadRetries),
+        ("/dev/loop0 /dev/loop1 2 retries x", TableError::BadRetries),
+        ("/dev/loop0 /dev/loop1 2 retries 9", TableError::BadRetries),
+        ("/dev/loop0 /dev/loop1 2 retries -1", TableError::BadRetries),
+        (
+            "/dev/loop0 /dev/loop1 4 retries 1 retries 2",
+            TableError::DuplicateOption,
+        ),
+        (
+            "/dev/loop0 /dev/loop1 3 retries 1 x",
+            TableError::UnknownOption,
+        ),
     ];
     for (line, want) in cases {
         assert_eq!(parse(line), Err(want), "table line {line:?}");
@@ -60,6 +80,8 @@ fn messages_are_distinct_and_nonempty() {
         TableError::TooFewOptions,
         TableError::TooManyArguments,
         TableError::UnknownOption,
+        TableError::BadRetries,
+        TableError::DuplicateOption,
     ];
     for (i, a) in all.iter().enumerate() {
         assert!(!a.message().to_bytes().is_empty());

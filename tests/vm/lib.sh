@@ -78,7 +78,11 @@ same_bytes() {
 	fi
 }
 
-# write_at FILE DEV OFFSET_SECTORS: writes FILE to DEV at OFFSET with O_DIRECT.
+# write_at FILE DEV OFFSET_SECTORS: writes FILE to DEV at OFFSET with O_DIRECT. The block size divides the
+# file: dd drops O_DIRECT for a short last block, and a buffered write reads the pages it covers first.
 write_at() {
-	dd if="$1" of="$2" oflag=direct,seek_bytes bs=64k seek=$(($3 * 512)) conv=notrunc 2>/dev/null
+	local size bs=65536
+	size=$(stat -c %s "$1")
+	[ $((size % bs)) = 0 ] || bs=$size
+	dd if="$1" of="$2" oflag=direct,seek_bytes bs=$bs seek=$(($3 * 512)) conv=notrunc 2>/dev/null
 }

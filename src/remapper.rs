@@ -1,0 +1,468 @@
+//! The state of one target and everything that changes its remap table, all in process context: relocating
+//! units whose write failed, recording units whose read failed as pending, healing writes to pending units,
+//! and the `remap` message.
+//!
+//! `map()` and `end_io()` (in `target.rs`) never sleep; they hand a bio that needs any of this to the worker
+//! (`dm::BioWorker`), which calls [`Remapper::handle`]. Every change is committed to the spare's metadata
+//! before it is published in the table, and before the bio that caused it completes.
+
+use core::ffi::CStr;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+use crate::dm::{BioIter, BlkStatus, Device, HandleBio, Op, OwnedBio};
+use crate::imports::{Metadata, RecordSource, SparePool};
+use crate::logic::outbuf::OutBuf;
+use crate::logic::route::{Entry, RemapLookup};
+use crate::md_abi::{OpenReport, RecordAbi, RECORD_ACTIVE, RECORD_PENDING};
+use crate::stats::IoStats;
+use crate::table::{Entries, RemapTable};
+
+pub(crate) const SECTOR_BYTES: u32 = 512;
+
+/// Fresh spare units tried for one unit before giving up on it: each failed one is retired.
+const SPARE_ATTEMPTS: u32 = 3;
+
+/// Where `map()` sent a bio, kept with the bio (device-mapper's per-bio data).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Flushes, discards and anything else the error path leaves alone.
+    #[default]
+    Other,
+    /// The main device.
+    Main,
+    /// A spare unit.
+    Spare,
+}
+
+/// The per-bio data.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct BioState {
+    /// The bio's data as routed: completion consumes the bio's own iterator.
+    pub(crate) iter: BioIter,
+    /// First sector of the piece, relative to the start of the target.
+    pub(crate) offset: u64,
+    pub(crate) route: Route,
+    /// Set when the target took the bio over: its next completion is the final one.
+    pub(crate) taken: bool,
+}
+
+/// What changes the remap table: serialised by one mutex.
+pub(crate) struct Updates {
+    pub(crate) metadata: Metadata,
+    pub(crate) pool: SparePool,
+    /// One unit of data in transit (kmalloc'ed, as block I/O needs).
+    pub(crate) buf: KVec<u8>,
+}
+
+/// The target's state.
+#[pin_data]
+pub(crate) struct Remapper {
+    /// Declared before the devices: fields drop in order, and the metadata handle uses the spare.
+    #[pin]
+    pub(crate) updates: Mutex<Updates>,
+    /// What opening the metadata found and did.
+    pub(crate) md_report: OpenReport,
+    pub(crate) main: Device,
+    pub(crate) spare: Device,
+    /// The remap unit: the main device's logical block size.
+    pub(crate) unit_bytes: u32,
+    /// The table's `retries` option.
+    pub(crate) retries: u32,
+    pub(crate) table: RemapTable,
+    pub(crate) stats: IoStats,
+    /// A unit needed a spare unit and none was left.
+    exhausted: AtomicBool,
+    /// A metadata commit failed: the on-disk state is unknown, so nothing more is relocated.
+    md_failed: AtomicBool,
+}
+
+/// A record for the metadata journal, stamped with the current time.
+fn record(main_unit: u64, spare_unit: u64, state: u32) -> RecordAbi {
+    RecordAbi {
+        main_unit,
+        spare_unit,
+        timestamp: crate::imports::now_seconds(),
+        spare_index: 0,
+        state,
+    }
+}
+
+/// The whole table as records, with `extra` applied on top (it replaces the entry of its unit, or is added):
+/// what a checkpoint written while committing `extra` must hold.
+struct Snapshot<'a> {
+    entries: Entries<'a>,
+    extra: Option<RecordAbi>,
+}
+
+impl RecordSource for Snapshot<'_> {
+    fn next_record(&mut self) -> Option<RecordAbi> {
+        let Some((unit, entry)) = self.entries.next() else {
+            return self.extra.take();
+        };
+        if self.extra.is_some_and(|e| e.main_unit == unit) {
+            return self.extra.take();
+        }
+        Some(match entry {
+            Entry::Remapped { spare, unit: su } => RecordAbi {
+                spare_index: spare,
+                ..record(unit, su, RECORD_ACTIVE)
+            },
+            Entry::Pending => record(unit, 0, RECORD_PENDING),
+        })
+    }
+}
+
+fn warn(args: core::fmt::Arguments<'_>) {
+    if crate::dm::log_ratelimit() {
+        pr_warn!("{}\n", args);
+    }
+}
+
+impl Remapper {
+    pub(crate) fn new(
+        updates: Updates,
+        md_report: OpenReport,
+        main: Device,
+        spare: Device,
+        unit_bytes: u32,
+        retries: u32,
+        table: RemapTable,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            updates <- kernel::new_mutex!(updates, "dm-remap-v4 updates"),
+            md_report,
+            main,
+            spare,
+            unit_bytes,
+            retries,
+            table,
+            stats: IoStats::default(),
+            exhausted: AtomicBool::new(false),
+            md_failed: AtomicBool::new(false),
+        }? Error)
+    }
+
+    pub(crate) fn unit_sectors(&self) -> u32 {
+        (self.unit_bytes / SECTOR_BYTES).max(1)
+    }
+
+    /// First sector of `unit` of spare `spare`; `None` for anything outside the pool.
+    pub(crate) fn spare_sector(&self, spare: u32, unit: u64) -> Option<u64> {
+        if spare != 0 || unit >= self.md_report.pool_units {
+            return None;
+        }
+        unit.checked_mul(u64::from(self.unit_sectors()))?
+            .checked_add(self.md_report.pool_start)
+    }
+
+    /// `state=` of the status line.
+    pub(crate) fn state(&self) -> &'static str {
+        if self.md_failed.load(Ordering::Relaxed) {
+            "failed"
+        } else if self.exhausted.load(Ordering::Relaxed) {
+            "spare_exhausted"
+        } else {
+            "ok"
+        }
+    }
+
+    /// `metadata=` of the status line.
+    pub(crate) fn metadata_health(&self) -> &'static str {
+        if self.md_failed.load(Ordering::Relaxed) {
+            "failed"
+        } else if self.md_report.repaired < self.md_report.bad_copies {
+            "degraded"
+        } else {
+            "ok"
+        }
+    }
+
+    /// The table with `extra` applied, for a checkpoint while committing it.
+    fn snapshot(&self, extra: RecordAbi) -> Snapshot<'_> {
+        Snapshot {
+            entries: self.table.entries_from(0),
+            extra: Some(extra),
+        }
+    }
+
+    /// Commits `rec` durably, then publishes `entry` for its unit. A failed commit stops all further changes
+    /// (`state=failed`): what is on disk is then unknown.
+    fn commit_and_publish(
+        &self,
+        u: &mut Updates,
+        rec: RecordAbi,
+        entry: Entry,
+    ) -> Result<(), (Error, &'static CStr)> {
+        if self.md_failed.load(Ordering::Relaxed) {
+            return Err((EIO, c"an earlier metadata commit failed; reload the table"));
+        }
+        if let Err(e) = u.metadata.commit(&[rec], &mut self.snapshot(rec)) {
+            self.md_failed.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
+        // Durable from here on. Insertion can only fail for lack of memory; the entry is then used from the
+        // next table load.
+        self.table
+            .insert(rec.main_unit, entry)
+            .map_err(|e| (e, c"change committed but not in memory: reload the table"))
+    }
+
+    /// Gives `unit` a fresh spare unit holding `u.buf`, committed and published. A spare unit that fails the
+    /// write is retired (left allocated, never handed out again).
+    fn relocate(&self, u: &mut Updates, unit: u64) -> Result<u64, (Error, &'static CStr)> {
+        for _ in 0..SPARE_ATTEMPTS {
+            let spare_unit = u.pool.allocate().map_err(|e| {
+                self.exhausted.store(true, Ordering::Relaxed);
+                (e, c"no spare unit left (spare exhausted)")
+            })?;
+            let sector = self
+                .spare_sector(0, spare_unit)
+                .ok_or((EINVAL, c"allocated spare unit outside the pool"))?;
+            if self.spare.write_sync(sector, &mut u.buf).is_err()
+                || self.spare.flush_sync().is_err()
+            {
+                self.stats.device_error();
+                warn(format_args!(
+                    "spare unit {} failed a write; retired",
+                    spare_unit
+                ));
+                continue;
+            }
+            let rec = record(unit, spare_unit, RECORD_ACTIVE);
+            let entry = Entry::Remapped {
+                spare: 0,
+                unit: spare_unit,
+            };
+            if let Err(e) = self.commit_and_publish(u, rec, entry) {
+                // Nothing durable points at the unit: it is free again.
+                let _ = u.pool.free(spare_unit);
+                return Err(e);
+            }
+            return Ok(sector);
+        }
+        Err((EIO, c"every spare unit tried failed"))
+    }
+
+    /// Writes `u.buf` as the new data of `unit` where the unit lives; on main, once more plus `retries` times.
+    /// Relocates the unit when that fails, and a pending unit straight away.
+    fn write_unit(
+        &self,
+        u: &mut Updates,
+        unit: u64,
+        fua: bool,
+    ) -> Result<(), (Error, &'static CStr)> {
+        let written = |dev: &Device, sector: u64, buf: &mut KVec<u8>| {
+            dev.write_sync(sector, buf).is_ok() && (!fua || dev.flush_sync().is_ok())
+        };
+        match self.table.get(unit) {
+            Some(Entry::Remapped { spare, unit: su }) => {
+                let sector = self
+                    .spare_sector(spare, su)
+                    .ok_or((EINVAL, c"remap entry outside the pool"))?;
+                if written(&self.spare, sector, &mut u.buf) {
+                    return Ok(());
+                }
+                self.stats.device_error();
+                warn(format_args!("spare unit {} failed a write; retired", su));
+            }
+            Some(Entry::Pending) => {}
+            None => {
+                let sector = unit
+                    .checked_mul(u64::from(self.unit_sectors()))
+                    .ok_or((EINVAL, c"unit beyond the device"))?;
+                // Once on its own (the bio may have failed for another unit's sake), then `retries` more.
+                for _ in 0..=self.retries {
+                    if written(&self.main, sector, &mut u.buf) {
+                        return Ok(());
+                    }
+                    self.stats.device_error();
+                }
+            }
+        }
+        let spare_sector = self.relocate(u, unit)?;
+        warn(format_args!(
+            "sector {}: write failed on main; relocated to spare sector {}",
+            unit.saturating_mul(u64::from(self.unit_sectors())),
+            spare_sector
+        ));
+        Ok(())
+    }
+
+    /// Completes a write that failed below, or a write to pending units: unit by unit.
+    fn complete_write(&self, bio: &OwnedBio<BioState>, st: &BioState) -> BlkStatus {
+        let Some((first, units)) = self.units_of(st) else {
+            return BlkStatus::IOERR;
+        };
+        let zeroes = bio.op() == Op::WriteZeroes;
+        let fua = bio.is_fua();
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        let mut status = BlkStatus::OK;
+        for i in 0..units {
+            let unit = first.saturating_add(u64::from(i));
+            let filled = if zeroes {
+                u.buf.fill(0);
+                Ok(())
+            } else {
+                bio.copy_out(&st.iter, i.saturating_mul(self.unit_bytes), &mut u.buf)
+            };
+            let done = filled
+                .map_err(|e| (e, c"cannot copy the bio's data"))
+                .and_then(|()| self.write_unit(u, unit, fua));
+            if let Err((_, why)) = done {
+                status = BlkStatus::IOERR;
+                warn(format_args!(
+                    "sector {}: write lost: {}",
+                    unit.saturating_mul(u64::from(self.unit_sectors())),
+                    why.to_str().unwrap_or("?")
+                ));
+            }
+        }
+        status
+    }
+
+    /// Completes a read that failed below: each unit read again on its own, so the units that do read are
+    /// returned and each one that does not is recorded as pending. The caller gets an error if any unit
+    /// failed: data is never invented.
+    fn complete_read(&self, bio: &mut OwnedBio<BioState>, st: &BioState) -> BlkStatus {
+        let Some((first, units)) = self.units_of(st) else {
+            return BlkStatus::IOERR;
+        };
+        let us = u64::from(self.unit_sectors());
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        let mut status = BlkStatus::OK;
+        for i in 0..units {
+            let unit = first.saturating_add(u64::from(i));
+            let entry = self.table.get(unit);
+            let (dev, sector) = match entry {
+                Some(Entry::Remapped { spare, unit: su }) => match self.spare_sector(spare, su) {
+                    Some(s) => (&self.spare, s),
+                    None => {
+                        status = BlkStatus::IOERR;
+                        continue;
+                    }
+                },
+                _ => (&self.main, unit.saturating_mul(us)),
+            };
+            let mut read = false;
+            for _ in 0..=self.retries {
+                if dev.read_sync(sector, &mut u.buf).is_ok() {
+                    read = true;
+                    break;
+                }
+                self.stats.device_error();
+            }
+            let skip = i.saturating_mul(self.unit_bytes);
+            if read && bio.copy_in(&st.iter, skip, &u.buf).is_ok() {
+                continue;
+            }
+            status = BlkStatus::IOERR;
+            if read || entry.is_some() {
+                continue;
+            }
+            let rec = record(unit, 0, RECORD_PENDING);
+            match self.commit_and_publish(u, rec, Entry::Pending) {
+                Ok(()) => warn(format_args!(
+                    "sector {}: unreadable on main; pending until it is written",
+                    unit.saturating_mul(us)
+                )),
+                Err((_, why)) => warn(format_args!(
+                    "sector {}: unreadable on main, not recorded: {}",
+                    unit.saturating_mul(us),
+                    why.to_str().unwrap_or("?")
+                )),
+            }
+        }
+        status
+    }
+
+    /// First unit and number of units of a taken bio; `None` for a bio not made of whole units.
+    fn units_of(&self, st: &BioState) -> Option<(u64, u32)> {
+        let us = u64::from(self.unit_sectors());
+        let bytes = st.iter.bytes();
+        if st.offset % us != 0 || bytes == 0 || bytes % self.unit_bytes != 0 {
+            return None;
+        }
+        Some((st.offset / us, bytes / self.unit_bytes))
+    }
+
+    /// `remap <sector>`: copies the unit to a new spare unit, commits the mapping durably, then switches
+    /// reads and writes of the unit to the spare. The caller makes sure no write is in flight (the device is
+    /// suspended). A unit main cannot read becomes pending instead (its next write heals it), and the output
+    /// says so.
+    pub(crate) fn remap_now(
+        &self,
+        sector: u64,
+        out: &mut OutBuf<'_>,
+    ) -> Result<(), (Error, &'static CStr)> {
+        let us = u64::from(self.unit_sectors());
+        let unit = sector / us;
+        if matches!(self.table.get(unit), Some(Entry::Remapped { .. })) {
+            return Err((EEXIST, c"the unit is already remapped"));
+        }
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        let main_sector = unit.saturating_mul(us);
+        if self.main.read_sync(main_sector, &mut u.buf).is_err() {
+            if self.table.get(unit).is_none() {
+                let rec = record(unit, 0, RECORD_PENDING);
+                self.commit_and_publish(u, rec, Entry::Pending)?;
+            }
+            let _ = writeln!(
+                out,
+                "pending {}: main cannot read it; the next write heals it",
+                main_sector
+            );
+            return Ok(());
+        }
+        let spare_sector = self.relocate(u, unit)?;
+        let _ = writeln!(
+            out,
+            "remapped {} to spare 0 sector {}",
+            main_sector, spare_sector
+        );
+        Ok(())
+    }
+
+    /// Writes up to `count` entries, from the unit holding `start_sector`, one per line.
+    pub(crate) fn list(&self, start_sector: u64, count: u64, out: &mut OutBuf<'_>) {
+        let us = u64::from(self.unit_sectors());
+        let entries = self.table.entries_from(start_sector / us);
+        // Bounded by `count`, by the table and by the output buffer (a write fails once it is full).
+        for (unit, entry) in entries.take(usize::try_from(count).unwrap_or(usize::MAX)) {
+            let sector = unit.saturating_mul(us);
+            let line = match entry {
+                Entry::Remapped { spare, unit: su } => writeln!(
+                    out,
+                    "{} {} {} active",
+                    sector,
+                    spare,
+                    self.spare_sector(spare, su).unwrap_or(u64::MAX)
+                ),
+                Entry::Pending => writeln!(out, "{} - - pending", sector),
+            };
+            if line.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+impl HandleBio for Remapper {
+    type PerBio = BioState;
+
+    fn handle(&self, mut bio: OwnedBio<BioState>) {
+        let st = *bio.per_bio();
+        let status = match bio.op() {
+            Op::Read => self.complete_read(&mut bio, &st),
+            Op::Write | Op::WriteZeroes => self.complete_write(&bio, &st),
+            _ => BlkStatus::IOERR,
+        };
+        bio.end(status);
+    }
+}

@@ -1,0 +1,183 @@
+# The error path: writes that fail on main are relocated to the spare; reads that fail return the error and
+# leave the unit pending until a write heals it. Faults come from dm-dust under the main (or spare) device.
+
+# dust_over DEV NAME: a dm-dust device NAME over DEV with 512-byte blocks (block number = sector), enabled.
+dust_over() {
+	dmsetup create "$2" --table "0 $(sectors "$1") dust $1 0 512" && dmsetup message "$2" 0 enable
+}
+
+# bad_blocks NAME COUNT BLOCK...: BLOCK fails reads, and COUNT writes (0: a write clears it, as a drive would).
+bad_blocks() {
+	local name=$1 count=$2 b
+	shift 2
+	for b in "$@"; do
+		if [ "$count" = 0 ]; then
+			dmsetup message "$name" 0 addbadblock "$b" >/dev/null
+		else
+			dmsetup message "$name" 0 addbadblock "$b" "$count" >/dev/null
+		fi
+	done
+}
+
+# list_units DEV: the sectors and states of the entries, one "sector state" per line.
+list_units() { dmsetup message "$1" 0 list | awk '{print $1, $4}'; }
+
+test_write_errors_are_relocated_and_persist() {
+	local main spare len
+	main=$(make_loop main 64) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "create"; return; }
+	pattern "$WORK/a" 1024
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "initial write"
+	bad_blocks dust 255 100 101 1500
+	pattern "$WORK/b" 1024
+	write_at "$WORK/b" /dev/mapper/r 0 || fail "write over bad blocks failed"
+	assert_eq "remapped" 3 "$(status_field r remapped)"
+	assert_eq "pending" 0 "$(status_field r pending)"
+	assert_eq "write_errors returned" 0 "$(status_field r write_errors)"
+	assert_eq "state" ok "$(status_field r state)"
+	[ "$(status_field r device_errors)" -ge 3 ] || fail "device_errors: $(status_field r device_errors)"
+	assert_eq "list" "100 active
+101 active
+1500 active" "$(list_units r)"
+	same_bytes "data through dm" "$WORK/b" /dev/mapper/r 0
+	# Main still fails those sectors: the data really comes from the spare.
+	dd if=/dev/mapper/dust of=/dev/null iflag=direct bs=512 skip=100 count=1 2>/dev/null &&
+		fail "dust no longer fails sector 100"
+	# Later writes to a relocated unit go to its spare unit, not to main.
+	pattern "$WORK/c" 4
+	write_at "$WORK/c" /dev/mapper/r 1496 || fail "second write"
+	dd if="$WORK/c" of="$WORK/b" bs=512 seek=1496 conv=notrunc 2>/dev/null
+	same_bytes "data after second write" "$WORK/b" /dev/mapper/r 0
+	assert_eq "no new remap" 3 "$(status_field r remapped)"
+	# Reload with the same table, then remove and create: not one remap is lost.
+	dmsetup reload r --table "0 $len $TARGET /dev/mapper/dust $spare" && dmsetup suspend r && dmsetup resume r ||
+		fail "reload"
+	assert_eq "remapped after reload" 3 "$(status_field r remapped)"
+	same_bytes "data after reload" "$WORK/b" /dev/mapper/r 0
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "recreate"; return; }
+	assert_eq "remapped after recreate" 3 "$(status_field r remapped)"
+	same_bytes "data after recreate" "$WORK/b" /dev/mapper/r 0
+	dmsetup remove r
+	dmsetup remove dust
+}
+
+test_retries_zero_relocates_on_first_failure_and_transient_errors_stay_on_main() {
+	local main spare len
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	# Sector 40 fails two writes: the bio, and the unit's first write on its own; the default retry succeeds,
+	# so the unit stays on main.
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "create"; return; }
+	bad_blocks dust 2 40
+	pattern "$WORK/a" 8
+	write_at "$WORK/a" /dev/mapper/r 40 || fail "write with a transient error"
+	assert_eq "transient: remapped" 0 "$(status_field r remapped)"
+	same_bytes "transient: data on main" "$WORK/a" /dev/mapper/dust 40
+	dmsetup remove r
+	# retries 0: the first failure relocates.
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare 2 retries 0" || { fail "create retries 0"; return; }
+	assert_eq "table shows the option" "2 retries 0" "$(dmsetup table r | cut -d' ' -f6-)"
+	bad_blocks dust 2 80
+	write_at "$WORK/a" /dev/mapper/r 80 || fail "write with retries 0"
+	assert_eq "retries 0: only the failing unit is remapped" "80 active" "$(list_units r)"
+	same_bytes "retries 0: data" "$WORK/a" /dev/mapper/r 80
+	dmsetup remove r
+	dmsetup remove dust
+}
+
+test_read_errors_go_pending_and_a_write_heals_them() {
+	local main spare len
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "create"; return; }
+	pattern "$WORK/a" 1024
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "initial write"
+	bad_blocks dust 0 200 201
+	dd if=/dev/mapper/r of=/dev/null iflag=direct bs=64k skip=1 count=1 2>/dev/null &&
+		fail "a read over bad sectors succeeded"
+	assert_eq "pending" 2 "$(status_field r pending)"
+	assert_eq "remapped" 0 "$(status_field r remapped)"
+	[ "$(status_field r read_errors)" -ge 1 ] || fail "read_errors: $(status_field r read_errors)"
+	assert_eq "list" "200 pending
+201 pending" "$(list_units r)"
+	# The units around the bad ones still read.
+	dd if="$WORK/a" of="$WORK/a192" bs=512 skip=192 count=8 2>/dev/null
+	same_bytes "good units next to bad ones" "$WORK/a192" /dev/mapper/r 192
+	# Pending survives a recreate.
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "recreate"; return; }
+	assert_eq "pending after recreate" 2 "$(status_field r pending)"
+	# A write over the pending units (and good ones around them) heals them onto the spare.
+	pattern "$WORK/c" 4
+	write_at "$WORK/c" /dev/mapper/r 198 || fail "healing write"
+	assert_eq "pending after the write" 0 "$(status_field r pending)"
+	assert_eq "remapped after the write" 2 "$(status_field r remapped)"
+	dd if="$WORK/c" of="$WORK/a" bs=512 seek=198 conv=notrunc 2>/dev/null
+	same_bytes "healed data" "$WORK/a" /dev/mapper/r 0
+	# dust never saw the write: sector 200 still fails on main, yet reads through dm return the new data.
+	dd if=/dev/mapper/dust of=/dev/null iflag=direct bs=512 skip=200 count=1 2>/dev/null &&
+		fail "dust no longer fails sector 200"
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "recreate 2"; return; }
+	same_bytes "healed data after recreate" "$WORK/a" /dev/mapper/r 0
+	dmsetup remove r
+	dmsetup remove dust
+}
+
+test_failing_spare_unit_is_retired() {
+	local main spare len first
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	dust_over "$spare" sdust || { fail "create spare dust"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust /dev/mapper/sdust" || { fail "create"; return; }
+	# The first spare unit is the start of the pool: find it with a remap, then make it fail.
+	pattern "$WORK/a" 4
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "initial write"
+	bad_blocks dust 255 10
+	write_at "$WORK/a" /dev/mapper/r 8 || fail "first relocation"
+	first=$(dmsetup message r 0 list | awk '{print $3}')
+	bad_blocks sdust 255 $((first + 1))
+	bad_blocks dust 255 11
+	write_at "$WORK/a" /dev/mapper/r 8 || fail "relocation over a failing spare unit"
+	assert_eq "remapped" 2 "$(status_field r remapped)"
+	assert_eq "spare unit skipped" "$((first + 2))" "$(dmsetup message r 0 list 11 1 | awk '{print $3}')"
+	assert_eq "used counts the retired unit" 3 "$(status_field r spare_used)"
+	same_bytes "data" "$WORK/a" /dev/mapper/r 8
+	dmsetup remove r
+	dmsetup remove sdust
+	dmsetup remove dust
+}
+
+test_spare_exhaustion_fails_the_write_and_says_so() {
+	local main spare len b
+	main=$(make_loop main 32)
+	# The smallest metadata region is 2 MiB; 4 KiB more is a pool of 8 units.
+	truncate -s 2052K "$WORK/spare.img"
+	spare=$(losetup --find --show "$WORK/spare.img")
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "create"; return; }
+	assert_eq "spare_total" 8 "$(status_field r spare_total)"
+	pattern "$WORK/a" 8
+	bad_blocks dust 255 $(seq 1000 1009)
+	write_at "$WORK/a" /dev/mapper/r 1000 && fail "write with 10 bad units and 8 spare units succeeded"
+	assert_eq "remapped" 8 "$(status_field r remapped)"
+	assert_eq "spare_used" 8 "$(status_field r spare_used)"
+	assert_eq "state" spare_exhausted "$(status_field r state)"
+	[ "$(status_field r write_errors)" -ge 1 ] || fail "write_errors: $(status_field r write_errors)"
+	# What was relocated reads back; the two units that found no spare unit report errors, not old data.
+	head -c 4096 "$WORK/a" >"$WORK/a8"
+	same_bytes "relocated units" "$WORK/a8" /dev/mapper/r 1000
+	for b in 1008 1009; do
+		dd if=/dev/mapper/r of=/dev/null iflag=direct bs=512 skip=$b count=1 2>/dev/null &&
+			fail "sector $b read although its write was lost"
+	done
+	dmsetup remove r
+	dmsetup remove dust
+}
