@@ -6,8 +6,8 @@ use kernel::prelude::*;
 use kernel::str::CStrExt;
 
 use crate::abi::{
-    OpenParams, OpenReport, RecordAbi, RecordFn, RecordIterFn, RECORD_ACTIVE, RECORD_PENDING,
-    SINK_NO_MEMORY, SINK_OK,
+    OpenParams, OpenReport, RecordAbi, RecordFn, RecordIterFn, RECORD_ACTIVE, RECORD_CLEARED,
+    RECORD_PENDING, SINK_NO_MEMORY, SINK_OK,
 };
 use crate::blockio::BdevIo;
 use crate::error::Error as MdError;
@@ -43,6 +43,7 @@ impl RecordSink for CallbackSink {
             state: match rec.state {
                 EntryState::Active => RECORD_ACTIVE,
                 EntryState::PendingReadFailure => RECORD_PENDING,
+                EntryState::Cleared => RECORD_CLEARED,
             },
         };
         match sink(self.ctx, &abi) {
@@ -57,6 +58,7 @@ fn record_of(r: &RecordAbi) -> Option<Record> {
     let state = match r.state {
         RECORD_ACTIVE => EntryState::Active,
         RECORD_PENDING => EntryState::PendingReadFailure,
+        RECORD_CLEARED => EntryState::Cleared,
         _ => return None,
     };
     Some(Record {

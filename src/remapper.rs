@@ -17,7 +17,7 @@ use crate::dm::{BioIter, BlkStatus, Device, HandleBio, Op, OwnedBio};
 use crate::imports::{Metadata, RecordSource, SparePool};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{Entry, RemapLookup};
-use crate::md_abi::{OpenReport, RecordAbi, RECORD_ACTIVE, RECORD_PENDING};
+use crate::md_abi::{OpenReport, RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING};
 use crate::stats::IoStats;
 use crate::table::{Entries, RemapTable};
 
@@ -56,6 +56,8 @@ pub(crate) struct Updates {
     pub(crate) pool: SparePool,
     /// One unit of data in transit (kmalloc'ed, as block I/O needs).
     pub(crate) buf: KVec<u8>,
+    /// A second unit, to verify a copy against.
+    pub(crate) check: KVec<u8>,
 }
 
 /// The target's state.
@@ -100,12 +102,19 @@ struct Snapshot<'a> {
 
 impl RecordSource for Snapshot<'_> {
     fn next_record(&mut self) -> Option<RecordAbi> {
-        let Some((unit, entry)) = self.entries.next() else {
-            return self.extra.take();
+        // A cleared unit is left out: a checkpoint holds live entries only.
+        let live = |e: &RecordAbi| e.state != RECORD_CLEARED;
+        let (unit, entry) = loop {
+            let Some((unit, entry)) = self.entries.next() else {
+                return self.extra.take().filter(live);
+            };
+            if self.extra.is_none_or(|e| e.main_unit != unit) {
+                break (unit, entry);
+            }
+            if let Some(e) = self.extra.take().filter(live) {
+                return Some(e);
+            }
         };
-        if self.extra.is_some_and(|e| e.main_unit == unit) {
-            return self.extra.take();
-        }
         Some(match entry {
             Entry::Remapped { spare, unit: su } => RecordAbi {
                 spare_index: spare,
@@ -189,13 +198,13 @@ impl Remapper {
         }
     }
 
-    /// Commits `rec` durably, then publishes `entry` for its unit. A failed commit stops all further changes
-    /// (`state=failed`): what is on disk is then unknown.
+    /// Commits `rec` durably, then publishes `entry` for its unit (`None`: drops the unit's entry). A failed
+    /// commit stops all further changes (`state=failed`): what is on disk is then unknown.
     fn commit_and_publish(
         &self,
         u: &mut Updates,
         rec: RecordAbi,
-        entry: Entry,
+        entry: Option<Entry>,
     ) -> Result<(), (Error, &'static CStr)> {
         if self.md_failed.load(Ordering::Relaxed) {
             return Err((EIO, c"an earlier metadata commit failed; reload the table"));
@@ -206,6 +215,10 @@ impl Remapper {
         }
         // Durable from here on. Insertion can only fail for lack of memory; the entry is then used from the
         // next table load.
+        let Some(entry) = entry else {
+            self.table.remove(rec.main_unit);
+            return Ok(());
+        };
         self.table
             .insert(rec.main_unit, entry)
             .map_err(|e| (e, c"change committed but not in memory: reload the table"))
@@ -237,7 +250,7 @@ impl Remapper {
                 spare: 0,
                 unit: spare_unit,
             };
-            if let Err(e) = self.commit_and_publish(u, rec, entry) {
+            if let Err(e) = self.commit_and_publish(u, rec, Some(entry)) {
                 // Nothing durable points at the unit: it is free again.
                 let _ = u.pool.free(spare_unit);
                 return Err(e);
@@ -366,7 +379,7 @@ impl Remapper {
                 continue;
             }
             let rec = record(unit, 0, RECORD_PENDING);
-            match self.commit_and_publish(u, rec, Entry::Pending) {
+            match self.commit_and_publish(u, rec, Some(Entry::Pending)) {
                 Ok(()) => warn(format_args!(
                     "sector {}: unreadable on main; pending until it is written",
                     unit.saturating_mul(us)
@@ -411,7 +424,7 @@ impl Remapper {
         if self.main.read_sync(main_sector, &mut u.buf).is_err() {
             if self.table.get(unit).is_none() {
                 let rec = record(unit, 0, RECORD_PENDING);
-                self.commit_and_publish(u, rec, Entry::Pending)?;
+                self.commit_and_publish(u, rec, Some(Entry::Pending))?;
             }
             let _ = writeln!(
                 out,
@@ -427,6 +440,71 @@ impl Remapper {
             main_sector, spare_sector
         );
         Ok(())
+    }
+
+    /// `unremap <sector>`: copies the unit back from its spare unit to main, reads it back to verify, then
+    /// commits and drops the entry and frees the spare unit. The caller makes sure no write is in flight (the
+    /// device is suspended). If main cannot take the data back, the unit stays remapped.
+    pub(crate) fn unremap_now(
+        &self,
+        sector: u64,
+        out: &mut OutBuf<'_>,
+    ) -> Result<(), (Error, &'static CStr)> {
+        let us = u64::from(self.unit_sectors());
+        let unit = sector / us;
+        let (spare, su) = match self.table.get(unit) {
+            Some(Entry::Remapped { spare, unit }) => (spare, unit),
+            Some(Entry::Pending) => {
+                return Err((
+                    EINVAL,
+                    c"the unit is pending, not remapped (see clear_pending)",
+                ))
+            }
+            None => return Err((ENOENT, c"the unit is not remapped")),
+        };
+        let spare_sector = self
+            .spare_sector(spare, su)
+            .ok_or((EINVAL, c"remap entry outside the pool"))?;
+        let main_sector = unit.saturating_mul(us);
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        self.spare
+            .read_sync(spare_sector, &mut u.buf)
+            .map_err(|e| (e, c"cannot read the spare unit; the unit stays remapped"))?;
+        let written = self.main.write_sync(main_sector, &mut u.buf).is_ok()
+            && self.main.flush_sync().is_ok()
+            && self.main.read_sync(main_sector, &mut u.check).is_ok();
+        if !written {
+            self.stats.device_error();
+            return Err((EIO, c"main still fails the unit; it stays remapped"));
+        }
+        if u.check[..] != u.buf[..] {
+            return Err((EIO, c"main read back other data; the unit stays remapped"));
+        }
+        let rec = record(unit, 0, RECORD_CLEARED);
+        self.commit_and_publish(u, rec, None)?;
+        // Nothing refers to the spare unit any more.
+        let _ = u.pool.free(su);
+        let _ = writeln!(
+            out,
+            "unremapped {} from spare {} sector {}",
+            main_sector, spare, spare_sector
+        );
+        Ok(())
+    }
+
+    /// `clear_pending <sector>`: forgets a failed read, durably: reads and writes of the unit go to main again.
+    pub(crate) fn clear_pending(&self, sector: u64) -> Result<(), (Error, &'static CStr)> {
+        let unit = sector / u64::from(self.unit_sectors());
+        let mut guard = self.updates.lock();
+        match self.table.get(unit) {
+            Some(Entry::Pending) => {}
+            Some(Entry::Remapped { .. }) => {
+                return Err((EINVAL, c"the unit is remapped, not pending (see unremap)"))
+            }
+            None => return Err((ENOENT, c"the unit is not pending")),
+        }
+        self.commit_and_publish(&mut guard, record(unit, 0, RECORD_CLEARED), None)
     }
 
     /// Writes up to `count` entries, from the unit holding `start_sector`, one per line.

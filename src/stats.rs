@@ -45,6 +45,21 @@ impl IoStats {
         self.device_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Sets every counter to zero (`clear_stats`).
+    pub(crate) fn clear(&self) {
+        for c in [
+            &self.reads,
+            &self.writes,
+            &self.flushes,
+            &self.discards,
+            &self.read_errors,
+            &self.write_errors,
+            &self.device_errors,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// A snapshot for the status line.
     pub(crate) fn snapshot(&self) -> IoCounters {
         IoCounters {

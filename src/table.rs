@@ -1,7 +1,7 @@
 //! The remap table: which units of the main device live elsewhere.
 //!
-//! Read by `map()` without locks (an XArray of packed [`Entry`] values, read under RCU); written only by
-//! process context (so far, while the table is loaded from the spare's metadata).
+//! Read by `map()` without locks (an XArray of packed [`Entry`] values, read under RCU); written only in
+//! process context: while the table is loaded, and by `remapper.rs` under its update mutex.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,6 +36,13 @@ impl RemapTable {
         }
         self.counter(entry).fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Drops the entry of `unit`, returning it.
+    pub(crate) fn remove(&self, unit: u64) -> Option<Entry> {
+        let old = self.xa.erase(unit).map(Entry::unpack)?;
+        self.counter(old).fetch_sub(1, Ordering::Relaxed);
+        Some(old)
     }
 
     fn counter(&self, e: Entry) -> &AtomicU64 {

@@ -22,11 +22,11 @@ use crate::imports::{random_uuid, LoadSink, Metadata, SparePool};
 use crate::logic::message::{parse_message, Message, HELP};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{route_first, Dest, Entry, Geometry};
-use crate::logic::status::{write_ima, write_info, write_table, StatusView};
+use crate::logic::status::{write_ima, write_info, write_stats, write_table, StatusView};
 use crate::logic::table::parse_table;
 use crate::md_abi::{
-    OpenParams, RecordAbi, OPEN_FORMAT_IF_BLANK, RECORD_ACTIVE, RECORD_PENDING, SINK_INVALID,
-    SINK_NO_MEMORY, SINK_OK,
+    OpenParams, RecordAbi, OPEN_FORMAT_IF_BLANK, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING,
+    SINK_INVALID, SINK_NO_MEMORY, SINK_OK,
 };
 use crate::remapper::{BioState, Remapper, Route, Updates, SECTOR_BYTES};
 use crate::stats::IoKind;
@@ -66,6 +66,10 @@ impl LoadSink for Loader<'_> {
                 unit: rec.spare_unit,
             },
             RECORD_PENDING => Entry::Pending,
+            RECORD_CLEARED => {
+                self.table.remove(rec.main_unit);
+                return SINK_OK;
+            }
             _ => return SINK_INVALID,
         };
         if rec.state == RECORD_ACTIVE {
@@ -87,6 +91,16 @@ fn ctr_err(errno: Error, msg: &'static CStr) -> CtrError {
     CtrError::new(errno, msg)
 }
 
+/// A zeroed, kmalloc'ed buffer of one unit (block I/O needs direct-mapped memory).
+fn unit_buffer(unit_bytes: u32) -> Result<KVec<u8>, CtrError> {
+    let len = usize::try_from(unit_bytes).map_err(|_| ctr_err(EINVAL, c"Bad unit size"))?;
+    let mut buf = KVec::with_capacity(len, GFP_KERNEL)
+        .map_err(|e| ctr_err(e.into(), c"Cannot allocate the copy buffer"))?;
+    buf.resize(len, 0, GFP_KERNEL)
+        .map_err(|e| ctr_err(e.into(), c"Cannot allocate the copy buffer"))?;
+    Ok(buf)
+}
+
 /// Marks the spare units of the loaded remaps used, so they are never handed out again.
 fn claim_loaded_units(table: &RemapTable, pool: &mut SparePool) -> Result {
     for (_, entry) in table.entries_from(0) {
@@ -95,6 +109,40 @@ fn claim_loaded_units(table: &RemapTable, pool: &mut SparePool) -> Result {
         }
     }
     Ok(())
+}
+
+/// Checks a message's sector; `quiesced` for messages that copy data, which no write may race with.
+fn sector_check(
+    ti: &TargetInfo,
+    sector: u64,
+    quiesced: bool,
+) -> Result<(), (Error, &'static CStr)> {
+    if quiesced && !ti.suspended() {
+        // A write in flight to the unit while it is copied would be lost.
+        return Err((
+            EBUSY,
+            c"suspend the device first (dmsetup suspend), then resume it",
+        ));
+    }
+    if sector >= ti.len() {
+        return Err((EINVAL, c"sector beyond the end of the device"));
+    }
+    Ok(())
+}
+
+/// Logs why a message was refused (rate-limited) and returns its errno.
+fn refused(what: &str, sector: u64, done: Result<(), (Error, &'static CStr)>) -> Result {
+    done.map_err(|(e, why)| {
+        if crate::dm::log_ratelimit() {
+            pr_warn!(
+                "{} {} refused: {}\n",
+                what,
+                sector,
+                why.to_str().unwrap_or("?")
+            );
+        }
+        e
+    })
 }
 
 impl RemapTarget {
@@ -175,10 +223,8 @@ impl Target for RemapTarget {
             .map_err(|e| ctr_err(e, c"Cannot allocate the spare pool allocator"))?;
         claim_loaded_units(&table, &mut pool)
             .map_err(|e| ctr_err(e, c"Metadata maps two units to the same spare unit"))?;
-        let mut buf = KVec::with_capacity(unit_bytes as usize, GFP_KERNEL)
-            .map_err(|e| ctr_err(e.into(), c"Cannot allocate the copy buffer"))?;
-        buf.resize(unit_bytes as usize, 0, GFP_KERNEL)
-            .map_err(|e| ctr_err(e.into(), c"Cannot allocate the copy buffer"))?;
+        let buf = unit_buffer(unit_bytes)?;
+        let check = unit_buffer(unit_bytes)?;
         if md_report.formatted != 0 {
             pr_info!("formatted the metadata region of spare {}\n", spare.name());
         }
@@ -200,6 +246,7 @@ impl Target for RemapTarget {
             metadata,
             pool,
             buf,
+            check,
         };
         let state = Remapper::new(
             updates,
@@ -348,28 +395,25 @@ impl Target for RemapTarget {
                 r.list(start_sector, count, out);
                 Ok(())
             }
+            Ok(Message::Stats) => {
+                let _ = write_stats(out, &r.stats.snapshot());
+                Ok(())
+            }
+            Ok(Message::ClearStats) => {
+                r.stats.clear();
+                Ok(())
+            }
             Ok(Message::Remap { sector }) => {
-                let done = if !ti.suspended() {
-                    // A write in flight to the unit while it is copied would be lost.
-                    Err((
-                        EBUSY,
-                        c"suspend the device first (dmsetup suspend), then resume it",
-                    ))
-                } else if sector >= ti.len() {
-                    Err((EINVAL, c"sector beyond the end of the device"))
-                } else {
-                    r.remap_now(sector, out)
-                };
-                done.map_err(|(e, why)| {
-                    if crate::dm::log_ratelimit() {
-                        pr_warn!(
-                            "remap {} refused: {}\n",
-                            sector,
-                            why.to_str().unwrap_or("?")
-                        );
-                    }
-                    e
-                })
+                let done = sector_check(ti, sector, true).and_then(|()| r.remap_now(sector, out));
+                refused("remap", sector, done)
+            }
+            Ok(Message::Unremap { sector }) => {
+                let done = sector_check(ti, sector, true).and_then(|()| r.unremap_now(sector, out));
+                refused("unremap", sector, done)
+            }
+            Ok(Message::ClearPending { sector }) => {
+                let done = sector_check(ti, sector, false).and_then(|()| r.clear_pending(sector));
+                refused("clear_pending", sector, done)
             }
             Err(e) => {
                 if crate::dm::log_ratelimit() {

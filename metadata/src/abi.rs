@@ -70,7 +70,7 @@ pub struct RecordAbi {
     pub timestamp: u64,
     /// Index of the spare among the setup's spares.
     pub spare_index: u32,
-    /// `RECORD_ACTIVE` or `RECORD_PENDING`.
+    /// `RECORD_ACTIVE`, `RECORD_PENDING` or `RECORD_CLEARED`.
     pub state: u32,
 }
 
@@ -78,6 +78,8 @@ pub struct RecordAbi {
 pub const RECORD_ACTIVE: u32 = 1;
 /// [`RecordAbi::state`]: a read of the unit failed on main; its next write goes to the spare.
 pub const RECORD_PENDING: u32 = 2;
+/// [`RecordAbi::state`]: the unit's entry is dropped (journal records only, never in a checkpoint).
+pub const RECORD_CLEARED: u32 = 3;
 
 /// [`RecordFn`] result: the record was taken.
 pub const SINK_OK: i32 = 0;

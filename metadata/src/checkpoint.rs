@@ -10,7 +10,7 @@ use super::error::Error;
 use super::io::BlockIo;
 use super::layout::{Layout, BLOCK_SIZE};
 use super::le::{Reader, Writer};
-use super::record::{Limits, Record, RecordSink, RECORD_SIZE};
+use super::record::{EntryState, Limits, Record, RecordSink, RECORD_SIZE};
 
 /// Magic of a checkpoint block: "DMRC".
 pub const CHECKPOINT_MAGIC: u32 = u32::from_le_bytes(*b"DMRC");
@@ -99,7 +99,7 @@ pub fn write<I: BlockIo, E: Iterator<Item = Record>>(
             .chunks_exact_mut(RECORD_SIZE)
         {
             let Some(rec) = entries.next() else { break };
-            if !limits.allows(&rec) {
+            if !limits.allows(&rec) || rec.state == EntryState::Cleared {
                 return Err(Error::BadRecord);
             }
             total = total.checked_add(1).ok_or(Error::TableFull)?;
@@ -176,7 +176,7 @@ pub fn replay<I: BlockIo, S: RecordSink>(
                 .try_into()
                 .ok()
                 .and_then(Record::decode)
-                .filter(|r| limits.allows(r))
+                .filter(|r| limits.allows(r) && r.state != EntryState::Cleared)
                 .ok_or(Error::RecordInvalid)?;
             sink.apply(&rec)?;
         }

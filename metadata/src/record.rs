@@ -14,6 +14,9 @@ pub enum EntryState {
     /// The unit is remapped but its old data could not be read from the main device; reads fail until the
     /// unit is written again.
     PendingReadFailure,
+    /// The unit's entry is dropped (`unremap`, `clear_pending`). Only in the journal: a checkpoint holds the
+    /// live entries alone.
+    Cleared,
 }
 
 impl EntryState {
@@ -22,6 +25,7 @@ impl EntryState {
         match self {
             Self::Active => 1,
             Self::PendingReadFailure => 2,
+            Self::Cleared => 3,
         }
     }
 
@@ -30,6 +34,7 @@ impl EntryState {
         match code {
             1 => Some(Self::Active),
             2 => Some(Self::PendingReadFailure),
+            3 => Some(Self::Cleared),
             _ => None,
         }
     }
@@ -110,8 +115,8 @@ impl Limits {
 
 /// The caller's in-memory table, filled by [`super::store::Store::load`].
 pub trait RecordSink {
-    /// Applies one record (insert or replace by `main_unit`), in on-disk order: checkpoint entries first,
-    /// then journal records oldest first. An error stops the load and is returned from it; use
+    /// Applies one record (insert or replace by `main_unit`; a [`EntryState::Cleared`] record removes the
+    /// unit's entry), in on-disk order: checkpoint entries first, then journal records oldest first. An error stops the load and is returned from it; use
     /// [`Error::TableFull`] when the table has no room.
     fn apply(&mut self, rec: &Record) -> Result<(), Error>;
 }

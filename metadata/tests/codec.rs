@@ -274,7 +274,8 @@ fn errors_have_distinct_messages_and_errnos() {
 fn arb_state() -> impl Strategy<Value = EntryState> {
     prop_oneof![
         Just(EntryState::Active),
-        Just(EntryState::PendingReadFailure)
+        Just(EntryState::PendingReadFailure),
+        Just(EntryState::Cleared)
     ]
 }
 

@@ -16,7 +16,7 @@ use dm_remap_v4_metadata::journal;
 use dm_remap_v4_metadata::layout::SECTOR_SIZE;
 use dm_remap_v4_metadata::superblock::FORMAT_VERSION;
 use dm_remap_v4_metadata::{
-    BlockIo, CopyStatus, Error, Expect, Layout, LoadReport, Record, Store, Superblock,
+    BlockIo, CopyStatus, EntryState, Error, Expect, Layout, LoadReport, Record, Store, Superblock,
 };
 
 const ANY: Expect = Expect {
@@ -122,6 +122,46 @@ fn empty_commit_writes_nothing() {
     assert_eq!(store.commit(&mut disk, &mut block(), &[]), Ok(0));
     assert_eq!(disk.durable, before.durable);
     assert_eq!(disk.writes, before.writes);
+}
+
+#[test]
+fn cleared_records_drop_entries_and_never_enter_a_checkpoint() {
+    let (mut disk, mut store) = fresh(small());
+    let cleared = |unit| Record {
+        state: EntryState::Cleared,
+        ..record(unit, 0, 1)
+    };
+    store
+        .commit(&mut disk, &mut block(), &[record(1, 1, 1), record(2, 2, 1)])
+        .unwrap();
+    store
+        .commit(&mut disk, &mut block(), &[cleared(1)])
+        .unwrap();
+    let (_, _, sink) = load(&mut disk).unwrap();
+    assert_eq!(sink.map.keys().copied().collect::<Vec<_>>(), [2]);
+    // Clearing again, or clearing a unit without an entry, is harmless.
+    store
+        .commit(&mut disk, &mut block(), &[cleared(1), cleared(7)])
+        .unwrap();
+    let (_, _, sink) = load(&mut disk).unwrap();
+    assert_eq!(sink.map.keys().copied().collect::<Vec<_>>(), [2]);
+    // A checkpoint takes live entries only; a refused one leaves the store usable.
+    assert_eq!(
+        store.checkpoint(
+            &mut disk,
+            &mut block(),
+            [record(2, 2, 1), cleared(1)].into_iter()
+        ),
+        Err(Error::BadRecord)
+    );
+    let (_, _, sink) = load(&mut disk).unwrap();
+    assert_eq!(sink.map.keys().copied().collect::<Vec<_>>(), [2]);
+    store
+        .checkpoint(&mut disk, &mut block(), sink.map.values().copied())
+        .unwrap();
+    let (_, r, sink) = load(&mut disk).unwrap();
+    assert_eq!(sink.map.keys().copied().collect::<Vec<_>>(), [2]);
+    assert_eq!(r.checkpoint_entries, 1);
 }
 
 #[test]

@@ -98,3 +98,13 @@ int dmr_xa_store_value(struct xarray *xa, unsigned long index, unsigned long val
 {
 	return xa_err(xa_store(xa, index, xa_mk_value(value), GFP_KERNEL));
 }
+
+bool dmr_xa_erase_value(struct xarray *xa, unsigned long index, unsigned long *old)
+{
+	void *entry = xa_erase(xa, index);
+
+	if (!xa_is_value(entry))
+		return false;
+	*old = xa_to_value(entry);
+	return true;
+}

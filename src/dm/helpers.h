@@ -39,5 +39,6 @@ void dmr_xa_destroy(struct xarray *xa);
 bool dmr_xa_load_value(struct xarray *xa, unsigned long index, unsigned long *value);
 bool dmr_xa_find_index(struct xarray *xa, unsigned long first, unsigned long last, unsigned long *index);
 int dmr_xa_store_value(struct xarray *xa, unsigned long index, unsigned long value);
+bool dmr_xa_erase_value(struct xarray *xa, unsigned long index, unsigned long *old);
 
 #endif

@@ -60,6 +60,15 @@ impl ValueXa {
         // SAFETY: initialised in `new`; the XArray takes its own lock for writers.
         kernel::error::to_result(unsafe { ffi::dmr_xa_store_value(self.0.get(), index, value) })
     }
+
+    /// Removes the value at `index`, returning it. Never allocates.
+    pub(crate) fn erase(&self, index: u64) -> Option<u64> {
+        let index = usize::try_from(index).ok()?;
+        let mut old: usize = 0;
+        // SAFETY: initialised in `new`; the XArray takes its own lock for writers; `old` is a valid out-pointer.
+        let found = unsafe { ffi::dmr_xa_erase_value(self.0.get(), index, &mut old) };
+        found.then_some(old as u64)
+    }
 }
 
 impl Drop for ValueXa {

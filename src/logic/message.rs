@@ -23,6 +23,20 @@ pub enum Message {
         /// A sector of the unit, relative to the target.
         sector: u64,
     },
+    /// `unremap <sector>`: copy the unit back to main, verify it, and drop its entry (device suspended).
+    Unremap {
+        /// A sector of the unit, relative to the target.
+        sector: u64,
+    },
+    /// `clear_pending <sector>`: forget that the unit failed a read; reads and writes go to main again.
+    ClearPending {
+        /// A sector of the unit, relative to the target.
+        sector: u64,
+    },
+    /// `stats`: the I/O and error counters, one `key=value` per line.
+    Stats,
+    /// `clear_stats`: set the I/O and error counters to zero.
+    ClearStats,
 }
 
 /// Everything that can be wrong with a message.
@@ -50,7 +64,11 @@ impl MessageError {
 /// The text `help` returns: one message per line, with its arguments.
 pub const HELP: &str = "help: list the messages this target understands\n\
 list [<start_sector> [<count>]]: remap entries as '<sector> <spare> <spare_sector> active|pending'\n\
-remap <sector>: copy the unit holding <sector> to the spare and use it from now on (suspend first)\n";
+remap <sector>: copy the unit holding <sector> to the spare and use it from now on (suspend first)\n\
+unremap <sector>: copy the unit back to main, verify it, and drop its entry (suspend first)\n\
+clear_pending <sector>: forget a failed read of the unit; it is read from and written to main again\n\
+stats: the I/O and error counters, one key=value per line\n\
+clear_stats: set the I/O and error counters to zero\n";
 
 /// Parses a message's words (`argv` as the target receives it).
 pub fn parse_message<A, I>(args: I) -> Result<Message, MessageError>
@@ -62,19 +80,40 @@ where
     let mut args = args.into_iter();
     let word = args.next().ok_or(MessageError::Unknown)?;
     let rest = args.len();
-    if is(word, "help") {
-        return if rest == 0 {
-            Ok(Message::Help)
+    let no_args = |m: Message| {
+        if rest == 0 {
+            Ok(m)
         } else {
             Err(MessageError::WrongArgumentCount)
-        };
+        }
+    };
+    let mut one_sector = || match (args.next(), rest) {
+        (Some(a), 1) => parse_u64(a.bytes()).ok_or(MessageError::BadNumber),
+        _ => Err(MessageError::WrongArgumentCount),
+    };
+    if is(word, "help") {
+        return no_args(Message::Help);
+    }
+    if is(word, "stats") {
+        return no_args(Message::Stats);
+    }
+    if is(word, "clear_stats") {
+        return no_args(Message::ClearStats);
     }
     if is(word, "remap") {
-        let sector = match (args.next(), rest) {
-            (Some(a), 1) => parse_u64(a.bytes()).ok_or(MessageError::BadNumber)?,
-            _ => return Err(MessageError::WrongArgumentCount),
-        };
-        return Ok(Message::Remap { sector });
+        return Ok(Message::Remap {
+            sector: one_sector()?,
+        });
+    }
+    if is(word, "unremap") {
+        return Ok(Message::Unremap {
+            sector: one_sector()?,
+        });
+    }
+    if is(word, "clear_pending") {
+        return Ok(Message::ClearPending {
+            sector: one_sector()?,
+        });
     }
     if is(word, "list") {
         if rest > 2 {

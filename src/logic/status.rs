@@ -83,6 +83,17 @@ pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     write!(w, "device_errors={} state={}", io.device_errors, v.state)
 }
 
+/// The `stats` message: the I/O counters, one `key=value` per line, keys as in INFO.
+pub fn write_stats<W: Write>(w: &mut W, io: &IoCounters) -> fmt::Result {
+    writeln!(w, "reads={}", io.reads)?;
+    writeln!(w, "writes={}", io.writes)?;
+    writeln!(w, "flushes={}", io.flushes)?;
+    writeln!(w, "discards={}", io.discards)?;
+    writeln!(w, "read_errors={}", io.read_errors)?;
+    writeln!(w, "write_errors={}", io.write_errors)?;
+    writeln!(w, "device_errors={}", io.device_errors)
+}
+
 /// TABLE: the constructor arguments, with devices as `major:minor` (device-mapper's convention).
 pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     write!(w, "{} {}", v.main, v.spare)?;

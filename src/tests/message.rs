@@ -49,6 +49,52 @@ fn remap() {
 }
 
 #[test]
+fn unremap_and_clear_pending() {
+    assert_eq!(parse("unremap 8"), Ok(Message::Unremap { sector: 8 }));
+    assert_eq!(
+        parse("clear_pending 9"),
+        Ok(Message::ClearPending { sector: 9 })
+    );
+    for word in ["unremap", "clear_pending"] {
+        assert_eq!(parse(word), Err(MessageError::WrongArgumentCount));
+        assert_eq!(
+            parse(&format!("{word} 1 2")),
+            Err(MessageError::WrongArgumentCount)
+        );
+        assert_eq!(parse(&format!("{word} 0x10")), Err(MessageError::BadNumber));
+    }
+}
+
+#[test]
+fn stats_and_clear_stats() {
+    assert_eq!(parse("stats"), Ok(Message::Stats));
+    assert_eq!(parse("clear_stats"), Ok(Message::ClearStats));
+    assert_eq!(parse("stats now"), Err(MessageError::WrongArgumentCount));
+    assert_eq!(
+        parse("clear_stats 1"),
+        Err(MessageError::WrongArgumentCount)
+    );
+}
+
+#[test]
+fn help_names_every_message() {
+    for word in [
+        "help",
+        "list",
+        "remap",
+        "unremap",
+        "clear_pending",
+        "stats",
+        "clear_stats",
+    ] {
+        assert!(
+            HELP.lines().any(|l| l.starts_with(word)),
+            "{word} missing from help"
+        );
+    }
+}
+
+#[test]
 fn bad_messages() {
     assert_eq!(parse(""), Err(MessageError::Unknown));
     assert_eq!(parse("HELP"), Err(MessageError::Unknown));

@@ -53,6 +53,16 @@ fn info_is_key_value_tokens() {
 }
 
 #[test]
+fn stats_lines_match_the_info_tokens() {
+    let stats = render(|w, v| dm_remap_v4_target::status::write_stats(w, &v.io));
+    let info = render(|w, v| write_info(w, v));
+    assert_eq!(stats.lines().count(), 7);
+    for line in stats.lines() {
+        assert!(info.split(' ').any(|t| t == line), "{line} not in INFO");
+    }
+}
+
+#[test]
 fn table_and_ima() {
     assert_eq!(render(|w, v| write_table(w, v)), "7:0 7:1");
     let mut buf = [0u8; 64];

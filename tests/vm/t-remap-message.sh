@@ -99,3 +99,66 @@ test_remap_with_a_full_journal_writes_a_checkpoint() {
 	assert_eq "unit 7 listed" "7 0" "$(dmsetup message r 0 list 7 1 | cut -d' ' -f1,2)"
 	dmsetup remove r
 }
+
+# unremap_msg DEV SECTOR: `unremap` on a suspended device, printing its output.
+unremap_msg() {
+	dmsetup suspend "$1" || return 1
+	dmsetup message "$1" 0 unremap "$2"
+	local r=$?
+	dmsetup resume "$1"
+	return $r
+}
+
+test_unremap_copies_back_and_frees_the_spare_unit() {
+	local main spare len out sector
+	main=$(make_loop main 64) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
+	pattern "$WORK/a" 1024
+	write_at "$WORK/a" /dev/mapper/r 0
+	out=$(remap_msg r 100) || { fail "remap"; return; }
+	sector=${out##* }
+	# New data for the unit goes to the spare; unremap must bring exactly that back to main.
+	pattern "$WORK/c" 4
+	write_at "$WORK/c" /dev/mapper/r 96
+	dd if="$WORK/c" of="$WORK/a" bs=512 seek=96 conv=notrunc 2>/dev/null
+	dmesg_mark
+	dmsetup message r 0 unremap 100 2>/dev/null && fail "unremap accepted on a live device"
+	assert_contains "live device" "suspend the device first" "$(dmesg_new)"
+	out=$(unremap_msg r 100) || fail "unremap refused"
+	assert_eq "output" "unremapped 100 from spare 0 sector $sector" "$out"
+	assert_eq "remapped" 0 "$(status_field r remapped)"
+	assert_eq "spare_used" 0 "$(status_field r spare_used)"
+	same_bytes "data through dm" "$WORK/a" /dev/mapper/r 0
+	same_bytes "main holds the unit again" "$WORK/a" "$main" 0
+	dmesg_mark
+	unremap_msg r 100 2>/dev/null && fail "unremap of a unit without an entry accepted"
+	assert_contains "not remapped" "the unit is not remapped" "$(dmesg_new)"
+	# The freed spare unit is handed out again, and the drop survives a recreate.
+	out=$(remap_msg r 5000) || fail "remap after unremap"
+	assert_eq "spare unit reused" "$sector" "${out##* }"
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "recreate"; return; }
+	assert_eq "entries after recreate" "5000 0 $sector active" "$(dmsetup message r 0 list)"
+	dmsetup remove r
+}
+
+test_unremap_refuses_while_main_still_fails() {
+	local main spare len
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dmsetup create dust --table "0 $len dust $main 0 512" && dmsetup message dust 0 enable ||
+		{ fail "create dust"; return; }
+	dmsetup message dust 0 addbadblock 300 255
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "create"; return; }
+	pattern "$WORK/a" 4
+	write_at "$WORK/a" /dev/mapper/r 296 || fail "write"
+	assert_eq "relocated" 1 "$(status_field r remapped)"
+	dmesg_mark
+	unremap_msg r 300 2>/dev/null && fail "unremap onto a failing sector accepted"
+	assert_contains "refusal" "main still fails the unit; it stays remapped" "$(dmesg_new)"
+	assert_eq "still remapped" 1 "$(status_field r remapped)"
+	same_bytes "data" "$WORK/a" /dev/mapper/r 296
+	dmsetup remove r
+	dmsetup remove dust
+}

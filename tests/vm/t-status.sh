@@ -18,7 +18,7 @@ test_status_fields_and_counters() {
 	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
 	st=$(dmsetup status r)
 	case "$st" in
-	"0 $len $TARGET unit_bytes=512 remapped=0 pending=0 spare_used=0 spare_total="*" metadata=ok metadata_repaired=0 metadata_version=1 reads="*" writes="*" flushes="*" discards="*" read_errors=0 write_errors=0") ;;
+	"0 $len $TARGET unit_bytes=512 remapped=0 pending=0 spare_used=0 spare_total="*" metadata=ok metadata_repaired=0 metadata_version=1 reads="*" writes="*" flushes="*" discards="*" read_errors=0 write_errors=0 device_errors=0 state=ok") ;;
 	*) fail "status line has unexpected form: '$st'" ;;
 	esac
 	r0=$(status_field r reads) w0=$(status_field r writes) f0=$(status_field r flushes)
@@ -30,6 +30,13 @@ test_status_fields_and_counters() {
 	dd if=/dev/zero of=/dev/mapper/r oflag=direct bs=4096 count=1 conv=fsync 2>/dev/null
 	assert_eq "writes counted" $((w0 + 9)) "$(status_field r writes)"
 	[ "$(status_field r flushes)" -gt "$f0" ] || fail "a flush was not counted"
+	# `stats` prints the same counters one per line; `clear_stats` zeroes them.
+	assert_eq "stats" "reads=$(status_field r reads) writes=$(status_field r writes)" \
+		"$(dmsetup message r 0 stats | grep -E '^(reads|writes)=' | tr '\n' ' ' | sed 's/ $//')"
+	dmsetup message r 0 clear_stats || fail "clear_stats refused"
+	assert_eq "reads after clear_stats" 0 "$(status_field r reads)"
+	assert_eq "writes after clear_stats" 0 "$(status_field r writes)"
+	assert_eq "stats after clear_stats" "0" "$(dmsetup message r 0 stats | cut -d= -f2 | sort -u)"
 	dmsetup remove r
 }
 
@@ -58,7 +65,7 @@ test_messages() {
 	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
 	out=$(dmsetup message r 0 help) || fail "help refused"
 	# One line per message, each starting with the message's name.
-	assert_eq "messages in help" "help list remap" "$(echo "$out" | awk '{print $1}' | tr -d ':' | tr '\n' ' ' | sed 's/ $//')"
+	assert_eq "messages in help" "help list remap unremap clear_pending stats clear_stats" "$(echo "$out" | awk '{print $1}' | tr -d ':' | tr '\n' ' ' | sed 's/ $//')"
 	dmesg_mark
 	dmsetup message r 0 frobnicate 2>/dev/null && fail "unknown message accepted"
 	assert_contains "unknown message logged" "message rejected: unknown message" "$(dmesg_new)"

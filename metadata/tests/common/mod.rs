@@ -186,7 +186,7 @@ pub struct MapSink {
 
 impl RecordSink for MapSink {
     fn apply(&mut self, rec: &Record) -> Result<(), Error> {
-        self.map.insert(rec.main_unit, *rec);
+        upsert(&mut self.map, rec);
         self.applied += 1;
         Ok(())
     }
@@ -253,6 +253,15 @@ pub fn random_records(rng: &mut Rng, n: usize, t: &mut u64) -> Vec<Record> {
 
 pub fn apply_all(map: &mut BTreeMap<u64, Record>, recs: &[Record]) {
     for r in recs {
+        upsert(map, r);
+    }
+}
+
+/// What a loader does with one record.
+pub fn upsert(map: &mut BTreeMap<u64, Record>, r: &Record) {
+    if r.state == EntryState::Cleared {
+        map.remove(&r.main_unit);
+    } else {
         map.insert(r.main_unit, *r);
     }
 }
