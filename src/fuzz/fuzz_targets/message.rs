@@ -14,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let words = split_args(data);
     match parse_message(words.iter().copied()) {
         Ok(Message::Help) => assert_eq!(words, [b"help"]),
+        Ok(Message::Stats) => assert_eq!(words, [b"stats"]),
+        Ok(Message::ClearStats) => assert_eq!(words, [b"clear_stats"]),
         Ok(Message::List {
             start_sector,
             count,
@@ -28,6 +30,20 @@ fuzz_target!(|data: &[u8]| {
         Ok(Message::Remap { sector }) => {
             assert!(
                 words[0] == b"remap" && words.len() == 2,
+                "accepted {words:?}"
+            );
+            assert_eq!(decimal(&words[1]), Some(sector));
+        }
+        Ok(Message::Unremap { sector }) => {
+            assert!(
+                words[0] == b"unremap" && words.len() == 2,
+                "accepted {words:?}"
+            );
+            assert_eq!(decimal(&words[1]), Some(sector));
+        }
+        Ok(Message::ClearPending { sector }) => {
+            assert!(
+                words[0] == b"clear_pending" && words.len() == 2,
                 "accepted {words:?}"
             );
             assert_eq!(decimal(&words[1]), Some(sector));

@@ -29,6 +29,10 @@ fuzz_target!(|data: &[u8]| {
                 words.len() == 2 || is_decimal(words[2], words.len() - 3),
                 "accepted {words:?}"
             );
+            if words.len() > 3 {
+                assert_eq!(words[3], b"retries", "accepted {words:?}");
+            }
+            assert!(args.retries <= 8);
         }
         Err(e) => {
             assert!(words.len() != 2, "rejected two words: {e:?}");
