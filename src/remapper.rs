@@ -58,7 +58,13 @@ pub(crate) struct Updates {
     pub(crate) buf: KVec<u8>,
     /// A second unit, to verify a copy against.
     pub(crate) check: KVec<u8>,
+    /// Changes staged for one journal commit (group commit): at most [`MAX_BATCH`], in ascending unit order,
+    /// one per unit. Relocated data is already on its spare unit, not yet flushed. Empty between bios.
+    pub(crate) batch: KVec<RecordAbi>,
 }
+
+/// Records in one group commit: what one journal block holds.
+pub(crate) const MAX_BATCH: usize = 126;
 
 /// The target's state.
 #[pin_data]
@@ -93,35 +99,43 @@ fn record(main_unit: u64, spare_unit: u64, state: u32) -> RecordAbi {
     }
 }
 
-/// The whole table as records, with `extra` applied on top (it replaces the entry of its unit, or is added):
-/// what a checkpoint written while committing `extra` must hold.
+/// The whole table as records with `batch` applied on top (a batch record replaces the entry of its unit, is
+/// added, or, when cleared, drops it): what a checkpoint written while committing `batch` must hold. `batch`
+/// is in ascending unit order (see [`Updates::batch`]).
 struct Snapshot<'a> {
+    table: &'a RemapTable,
     entries: Entries<'a>,
-    extra: Option<RecordAbi>,
+    batch: &'a [RecordAbi],
+    /// Position in `batch` of the second pass, over the units the table does not hold yet.
+    added: usize,
 }
 
 impl RecordSource for Snapshot<'_> {
     fn next_record(&mut self) -> Option<RecordAbi> {
-        // A cleared unit is left out: a checkpoint holds live entries only.
         let live = |e: &RecordAbi| e.state != RECORD_CLEARED;
-        let (unit, entry) = loop {
-            let Some((unit, entry)) = self.entries.next() else {
-                return self.extra.take().filter(live);
-            };
-            if self.extra.is_none_or(|e| e.main_unit != unit) {
-                break (unit, entry);
+        // Bounded by the table, then by the batch: every step consumes one of either.
+        for (unit, entry) in self.entries.by_ref() {
+            if let Ok(i) = self.batch.binary_search_by_key(&unit, |r| r.main_unit) {
+                match self.batch.get(i).filter(|r| live(r)) {
+                    Some(r) => return Some(*r),
+                    None => continue,
+                }
             }
-            if let Some(e) = self.extra.take().filter(live) {
-                return Some(e);
+            return Some(match entry {
+                Entry::Remapped { spare, unit: su } => RecordAbi {
+                    spare_index: spare,
+                    ..record(unit, su, RECORD_ACTIVE)
+                },
+                Entry::Pending => record(unit, 0, RECORD_PENDING),
+            });
+        }
+        while let Some(r) = self.batch.get(self.added) {
+            self.added = self.added.saturating_add(1);
+            if live(r) && self.table.get(r.main_unit).is_none() {
+                return Some(*r);
             }
-        };
-        Some(match entry {
-            Entry::Remapped { spare, unit: su } => RecordAbi {
-                spare_index: spare,
-                ..record(unit, su, RECORD_ACTIVE)
-            },
-            Entry::Pending => record(unit, 0, RECORD_PENDING),
-        })
+        }
+        None
     }
 }
 
@@ -190,43 +204,82 @@ impl Remapper {
         }
     }
 
-    /// The table with `extra` applied, for a checkpoint while committing it.
-    fn snapshot(&self, extra: RecordAbi) -> Snapshot<'_> {
-        Snapshot {
-            entries: self.table.entries_from(0),
-            extra: Some(extra),
+    /// Stages `rec`; when the batch is full, commits it first.
+    fn stage(&self, u: &mut Updates, rec: RecordAbi) -> Result<(), (Error, &'static CStr)> {
+        // Units arrive in ascending order within a bio; a unit out of order commits what came before it.
+        let ordered = u.batch.last().is_none_or(|l| l.main_unit < rec.main_unit);
+        if u.batch.len() >= MAX_BATCH || !ordered {
+            self.commit_batch(u)?;
         }
+        u.batch
+            .push_within_capacity(rec)
+            .map_err(|_| (ENOMEM, c"group commit batch full"))
     }
 
-    /// Commits `rec` durably, then publishes `entry` for its unit (`None`: drops the unit's entry). A failed
-    /// commit stops all further changes (`state=failed`): what is on disk is then unknown.
-    fn commit_and_publish(
-        &self,
-        u: &mut Updates,
-        rec: RecordAbi,
-        entry: Option<Entry>,
-    ) -> Result<(), (Error, &'static CStr)> {
+    /// Commits the staged changes durably, in one journal commit after one flush of the spare, then publishes
+    /// them. A failed commit frees the staged spare units and stops all further changes (`state=failed`): what
+    /// is on disk is then unknown.
+    fn commit_batch(&self, u: &mut Updates) -> Result<(), (Error, &'static CStr)> {
+        if u.batch.is_empty() {
+            return Ok(());
+        }
+        let done = self.commit_staged(u);
+        if done.is_err() {
+            for r in u.batch.iter().filter(|r| r.state == RECORD_ACTIVE) {
+                let _ = u.pool.free(r.spare_unit);
+            }
+        }
+        u.batch.clear();
+        done
+    }
+
+    fn commit_staged(&self, u: &mut Updates) -> Result<(), (Error, &'static CStr)> {
         if self.md_failed.load(Ordering::Relaxed) {
             return Err((EIO, c"an earlier metadata commit failed; reload the table"));
         }
-        if let Err(e) = u.metadata.commit(&[rec], &mut self.snapshot(rec)) {
+        // Relocated data must be durable before the mapping that points at it.
+        if u.batch.iter().any(|r| r.state == RECORD_ACTIVE) && self.spare.flush_sync().is_err() {
+            self.stats.device_error();
+            return Err((EIO, c"flushing the spare failed"));
+        }
+        let mut snapshot = Snapshot {
+            table: &self.table,
+            entries: self.table.entries_from(0),
+            batch: &u.batch,
+            added: 0,
+        };
+        if let Err(e) = u.metadata.commit(&u.batch, &mut snapshot) {
             self.md_failed.store(true, Ordering::Relaxed);
             return Err(e);
         }
         // Durable from here on. Insertion can only fail for lack of memory; the entry is then used from the
         // next table load.
-        let Some(entry) = entry else {
-            self.table.remove(rec.main_unit);
-            return Ok(());
-        };
-        self.table
-            .insert(rec.main_unit, entry)
-            .map_err(|e| (e, c"change committed but not in memory: reload the table"))
+        let mut published = Ok(());
+        for r in u.batch.iter() {
+            let entry = match r.state {
+                RECORD_ACTIVE => Entry::Remapped {
+                    spare: r.spare_index,
+                    unit: r.spare_unit,
+                },
+                RECORD_PENDING => Entry::Pending,
+                _ => {
+                    self.table.remove(r.main_unit);
+                    continue;
+                }
+            };
+            if let Err(e) = self.table.insert(r.main_unit, entry) {
+                published = Err((e, c"change committed but not in memory: reload the table"));
+            }
+        }
+        published
     }
 
-    /// Gives `unit` a fresh spare unit holding `u.buf`, committed and published. A spare unit that fails the
-    /// write is retired (left allocated, never handed out again).
-    fn relocate(&self, u: &mut Updates, unit: u64) -> Result<u64, (Error, &'static CStr)> {
+    /// Gives `unit` a fresh spare unit holding `u.buf` and stages the mapping; returns the spare sector. A
+    /// spare unit that fails the write is retired (left allocated, never handed out again).
+    fn stage_relocation(&self, u: &mut Updates, unit: u64) -> Result<u64, (Error, &'static CStr)> {
+        if self.md_failed.load(Ordering::Relaxed) {
+            return Err((EIO, c"an earlier metadata commit failed; reload the table"));
+        }
         for _ in 0..SPARE_ATTEMPTS {
             let spare_unit = u.pool.allocate().map_err(|e| {
                 self.exhausted.store(true, Ordering::Relaxed);
@@ -235,9 +288,7 @@ impl Remapper {
             let sector = self
                 .spare_sector(0, spare_unit)
                 .ok_or((EINVAL, c"allocated spare unit outside the pool"))?;
-            if self.spare.write_sync(sector, &mut u.buf).is_err()
-                || self.spare.flush_sync().is_err()
-            {
+            if self.spare.write_sync(sector, &mut u.buf).is_err() {
                 self.stats.device_error();
                 warn(format_args!(
                     "spare unit {} failed a write; retired",
@@ -245,13 +296,7 @@ impl Remapper {
                 ));
                 continue;
             }
-            let rec = record(unit, spare_unit, RECORD_ACTIVE);
-            let entry = Entry::Remapped {
-                spare: 0,
-                unit: spare_unit,
-            };
-            if let Err(e) = self.commit_and_publish(u, rec, Some(entry)) {
-                // Nothing durable points at the unit: it is free again.
+            if let Err(e) = self.stage(u, record(unit, spare_unit, RECORD_ACTIVE)) {
                 let _ = u.pool.free(spare_unit);
                 return Err(e);
             }
@@ -261,7 +306,7 @@ impl Remapper {
     }
 
     /// Writes `u.buf` as the new data of `unit` where the unit lives; on main, once more plus `retries` times.
-    /// Relocates the unit when that fails, and a pending unit straight away.
+    /// Relocates the unit when that fails, and a pending unit straight away (staged: the caller commits).
     fn write_unit(
         &self,
         u: &mut Updates,
@@ -296,9 +341,9 @@ impl Remapper {
                 }
             }
         }
-        let spare_sector = self.relocate(u, unit)?;
+        let spare_sector = self.stage_relocation(u, unit)?;
         warn(format_args!(
-            "sector {}: write failed on main; relocated to spare sector {}",
+            "sector {}: write failed; relocating to spare sector {}",
             unit.saturating_mul(u64::from(self.unit_sectors())),
             spare_sector
         ));
@@ -334,6 +379,15 @@ impl Remapper {
                     why.to_str().unwrap_or("?")
                 ));
             }
+        }
+        // One flush and one journal commit for every unit of the bio that moved.
+        if let Err((_, why)) = self.commit_batch(u) {
+            status = BlkStatus::IOERR;
+            warn(format_args!(
+                "write at sector {} lost: {}",
+                st.offset,
+                why.to_str().unwrap_or("?")
+            ));
         }
         status
     }
@@ -378,8 +432,7 @@ impl Remapper {
             if read || entry.is_some() {
                 continue;
             }
-            let rec = record(unit, 0, RECORD_PENDING);
-            match self.commit_and_publish(u, rec, Some(Entry::Pending)) {
+            match self.stage(u, record(unit, 0, RECORD_PENDING)) {
                 Ok(()) => warn(format_args!(
                     "sector {}: unreadable on main; pending until it is written",
                     unit.saturating_mul(us)
@@ -390,6 +443,13 @@ impl Remapper {
                     why.to_str().unwrap_or("?")
                 )),
             }
+        }
+        if let Err((_, why)) = self.commit_batch(u) {
+            warn(format_args!(
+                "pending units of the read at sector {} not recorded: {}",
+                st.offset,
+                why.to_str().unwrap_or("?")
+            ));
         }
         status
     }
@@ -423,8 +483,8 @@ impl Remapper {
         let main_sector = unit.saturating_mul(us);
         if self.main.read_sync(main_sector, &mut u.buf).is_err() {
             if self.table.get(unit).is_none() {
-                let rec = record(unit, 0, RECORD_PENDING);
-                self.commit_and_publish(u, rec, Some(Entry::Pending))?;
+                self.stage(u, record(unit, 0, RECORD_PENDING))?;
+                self.commit_batch(u)?;
             }
             let _ = writeln!(
                 out,
@@ -433,7 +493,8 @@ impl Remapper {
             );
             return Ok(());
         }
-        let spare_sector = self.relocate(u, unit)?;
+        let spare_sector = self.stage_relocation(u, unit)?;
+        self.commit_batch(u)?;
         let _ = writeln!(
             out,
             "remapped {} to spare 0 sector {}",
@@ -481,8 +542,8 @@ impl Remapper {
         if u.check[..] != u.buf[..] {
             return Err((EIO, c"main read back other data; the unit stays remapped"));
         }
-        let rec = record(unit, 0, RECORD_CLEARED);
-        self.commit_and_publish(u, rec, None)?;
+        self.stage(u, record(unit, 0, RECORD_CLEARED))?;
+        self.commit_batch(u)?;
         // Nothing refers to the spare unit any more.
         let _ = u.pool.free(su);
         let _ = writeln!(
@@ -504,7 +565,8 @@ impl Remapper {
             }
             None => return Err((ENOENT, c"the unit is not pending")),
         }
-        self.commit_and_publish(&mut guard, record(unit, 0, RECORD_CLEARED), None)
+        self.stage(&mut guard, record(unit, 0, RECORD_CLEARED))?;
+        self.commit_batch(&mut guard)
     }
 
     /// Writes up to `count` entries, from the unit holding `start_sector`, one per line.

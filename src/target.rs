@@ -28,7 +28,7 @@ use crate::md_abi::{
     OpenParams, RecordAbi, OPEN_FORMAT_IF_BLANK, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING,
     SINK_INVALID, SINK_NO_MEMORY, SINK_OK,
 };
-use crate::remapper::{BioState, Remapper, Route, Updates, SECTOR_BYTES};
+use crate::remapper::{BioState, Remapper, Route, Updates, MAX_BATCH, SECTOR_BYTES};
 use crate::stats::IoKind;
 use crate::table::RemapTable;
 
@@ -225,6 +225,8 @@ impl Target for RemapTarget {
             .map_err(|e| ctr_err(e, c"Metadata maps two units to the same spare unit"))?;
         let buf = unit_buffer(unit_bytes)?;
         let check = unit_buffer(unit_bytes)?;
+        let batch = KVec::with_capacity(MAX_BATCH, GFP_KERNEL)
+            .map_err(|e| ctr_err(e.into(), c"Cannot allocate the commit batch"))?;
         if md_report.formatted != 0 {
             pr_info!("formatted the metadata region of spare {}\n", spare.name());
         }
@@ -247,6 +249,7 @@ impl Target for RemapTarget {
             pool,
             buf,
             check,
+            batch,
         };
         let state = Remapper::new(
             updates,

@@ -206,3 +206,25 @@ test_clear_pending_forgets_a_failed_read() {
 	dmsetup remove r
 	dmsetup remove dust
 }
+
+test_units_of_one_bio_share_one_metadata_commit() {
+	local main spare len
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare 2 retries 0" || { fail "create"; return; }
+	# Every other sector of one 64 KiB write fails: 16 relocations, one flush, one journal commit.
+	bad_blocks dust 255 $(seq 64 2 94)
+	pattern "$WORK/a" 64
+	write_at "$WORK/a" /dev/mapper/r 64 || fail "write"
+	assert_eq "remapped" 16 "$(status_field r remapped)"
+	same_bytes "data" "$WORK/a" /dev/mapper/r 64
+	dmsetup remove r
+	blockdev --flushbufs "$spare"
+	assert_eq "journal commits" "last_seq=1" \
+		"$("$DMR_TOP/target/debug/md-fixture" info "$spare" | tr ' ' '\n' | grep '^last_seq=')"
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "recreate"; return; }
+	same_bytes "data after recreate" "$WORK/a" /dev/mapper/r 64
+	dmsetup remove r
+	dmsetup remove dust
+}
