@@ -8,7 +8,7 @@
 
 use core::ffi::CStr;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -82,6 +82,9 @@ pub(crate) struct Remapper {
     pub(crate) retries: u32,
     pub(crate) table: RemapTable,
     pub(crate) stats: IoStats,
+    /// Spare units in use, mirrored from the pool after every change so that `status` never waits for the
+    /// update mutex (held across slow I/O when a device misbehaves).
+    spare_used: AtomicU64,
     /// A unit needed a spare unit and none was left.
     exhausted: AtomicBool,
     /// A metadata commit failed: the on-disk state is unknown, so nothing more is relocated.
@@ -155,6 +158,8 @@ impl Remapper {
         retries: u32,
         table: RemapTable,
     ) -> impl PinInit<Self, Error> {
+        let mut updates = updates;
+        let (spare_used, _) = updates.pool.counts();
         try_pin_init!(Self {
             updates <- kernel::new_mutex!(updates, "dm-remap-v4 updates"),
             md_report,
@@ -164,6 +169,7 @@ impl Remapper {
             retries,
             table,
             stats: IoStats::default(),
+            spare_used: AtomicU64::new(spare_used),
             exhausted: AtomicBool::new(false),
             md_failed: AtomicBool::new(false),
         }? Error)
@@ -180,6 +186,20 @@ impl Remapper {
         }
         unit.checked_mul(u64::from(self.unit_sectors()))?
             .checked_add(self.md_report.pool_start)
+    }
+
+    /// `(spare_used, spare_total)` in units, without locking.
+    pub(crate) fn spare_counts(&self) -> (u64, u64) {
+        (
+            self.spare_used.load(Ordering::Relaxed),
+            self.md_report.pool_units,
+        )
+    }
+
+    /// Mirrors the pool's count after a change (see `spare_used`).
+    fn note_pool(&self, u: &mut Updates) {
+        let (used, _) = u.pool.counts();
+        self.spare_used.store(used, Ordering::Relaxed);
     }
 
     /// `state=` of the status line.
@@ -228,6 +248,7 @@ impl Remapper {
             for r in u.batch.iter().filter(|r| r.state == RECORD_ACTIVE) {
                 let _ = u.pool.free(r.spare_unit);
             }
+            self.note_pool(u);
         }
         u.batch.clear();
         done
@@ -285,6 +306,7 @@ impl Remapper {
                 self.exhausted.store(true, Ordering::Relaxed);
                 (e, c"no spare unit left (spare exhausted)")
             })?;
+            self.note_pool(u);
             let sector = self
                 .spare_sector(0, spare_unit)
                 .ok_or((EINVAL, c"allocated spare unit outside the pool"))?;
@@ -298,6 +320,7 @@ impl Remapper {
             }
             if let Err(e) = self.stage(u, record(unit, spare_unit, RECORD_ACTIVE)) {
                 let _ = u.pool.free(spare_unit);
+                self.note_pool(u);
                 return Err(e);
             }
             return Ok(sector);
@@ -546,6 +569,7 @@ impl Remapper {
         self.commit_batch(u)?;
         // Nothing refers to the spare unit any more.
         let _ = u.pool.free(su);
+        self.note_pool(u);
         let _ = writeln!(
             out,
             "unremapped {} from spare {} sector {}",

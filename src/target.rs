@@ -358,7 +358,7 @@ impl Target for RemapTarget {
 
     fn status(&self, _ti: &TargetInfo, kind: StatusKind, out: &mut OutBuf<'_>) {
         let r = self.r();
-        let (spare_used, spare_total) = r.updates.lock().pool.counts();
+        let (spare_used, spare_total) = r.spare_counts();
         let view = StatusView {
             name: "dm-remap-v4",
             version: Self::VERSION,
