@@ -8,6 +8,7 @@
 //!     md-fixture info <spare>
 //!     md-fixture add <spare> <main_unit>:<spare_unit>[:pending]...
 //!     md-fixture fill-journal <spare>    (commits units 1000..1126 -> spare units 100..226 until the journal is full)
+//!     md-fixture spread <spare> <count> <step>   (a checkpoint of units 0, step, 2*step... -> spare units 0..count)
 #![allow(clippy::print_stdout, clippy::arithmetic_side_effects)] // a test fixture, not kernel code
 
 use std::fs::{File, OpenOptions};
@@ -122,6 +123,24 @@ fn run(args: &[String]) -> Result<(), String> {
             }
             println!("commits={commits}");
             Ok(())
+        }
+        "spread" => {
+            let number = |i: usize| -> Result<u64, String> {
+                args.get(i)
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| "usage: md-fixture spread <spare> <count> <step>".to_string())
+            };
+            let (count, step) = (number(2)?, number(3)?);
+            let records = (0..count).map(|i| Record {
+                main_unit: i * step,
+                spare_index: 0,
+                spare_unit: i,
+                state: EntryState::Active,
+                timestamp: 1,
+            });
+            store
+                .checkpoint(&mut io, &mut buf, records)
+                .map_err(|e| format!("{path}: {e}"))
         }
         _ => Err(format!("unknown command '{cmd}'")),
     }

@@ -1,0 +1,16 @@
+//! `dmremap`: the administration tool of dm-remap-v4.
+//!
+//! The binary (`src/main.rs`) is the command line; the work is done here, in modules that the unit tests
+//! exercise without a kernel: the status-line parser and renderers ([`status`]), the `list` output ([`list`]),
+//! the metadata inspection and check over the real format crate ([`inspect`], [`check`], [`image`]), and the
+//! device-mapper commands ([`dmsetup`], [`create`]). See `docs/dmremap.md`.
+
+pub mod check;
+pub mod create;
+pub mod dmsetup;
+pub mod error;
+pub mod image;
+pub mod inspect;
+pub mod list;
+pub mod status;
+pub mod tabular;

@@ -1,0 +1,352 @@
+//! `dmremap`: the command line. Each subcommand parses its arguments, calls the library, prints, and turns
+//! the outcome into the documented exit code.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
+use dmremap::check::{self, Verdict};
+use dmremap::create;
+use dmremap::dmsetup::{self, Dm, System};
+use dmremap::error::{exit, CliError};
+use dmremap::image::FileIo;
+use dmremap::inspect;
+use dmremap::list;
+use dmremap::status;
+
+const EXIT_CODES: &str = "\
+Exit codes (every subcommand but check):
+  0  success
+  1  the kernel or the target refused or failed the operation (the reason is printed, and for the target
+     also in the kernel log); for inspect: the metadata does not load
+  2  usage error (bad arguments)
+  3  I/O or environment problem: a device cannot be opened or read, dmsetup or the module is missing,
+     not root
+
+check has its own codes: 0 clean, 1 problems found, 2 unusable, 3 usage or I/O error (see 'dmremap check --help').";
+
+const CHECK_EXIT_CODES: &str = "\
+Exit codes:
+  0  clean: the metadata loads and is consistent (with --repair: after the repair)
+  1  problems found: e.g. a damaged or stale superblock copy (repairable with --repair), two entries sharing
+     a spare unit, an entry outside the pool, a pool past the end of the device (not repairable)
+  2  unusable: nothing loadable (blank, foreign data, every superblock copy corrupt, damaged checkpoint,
+     written by a newer version); the kernel refuses such a spare (a blank one it formats)
+  3  usage or I/O error: bad arguments, the device cannot be opened or read, or is in use (--repair)";
+
+/// dm-remap-v4 administration: inspect and check a spare's metadata, report status, create and remove
+/// devices, move units to and from the spare by hand.
+#[derive(Debug, Parser)]
+#[command(name = "dmremap", version, after_help = EXIT_CODES, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Dump the metadata region of a spare device or image (read-only).
+    ///
+    /// Loads the metadata with the same format crate as the kernel and prints the superblock (identity,
+    /// versions, geometry), what the load replayed (checkpoint, journal), the state of each superblock copy,
+    /// and every remap entry. Never writes. On a spare in use the result is a snapshot that may be a commit
+    /// behind.
+    #[command(after_help = EXIT_CODES)]
+    Inspect {
+        /// Spare block device or image file.
+        device: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the metadata of a spare device or image, like thin_check.
+    ///
+    /// Never writes without --repair. --repair only rewrites damaged or stale superblock copies from the
+    /// loaded one (the format crate's repair, the same one the kernel does when it loads a table); it needs
+    /// the spare not in use (a block device is opened exclusively). Other problems are reported as not
+    /// repairable.
+    #[command(after_help = CHECK_EXIT_CODES)]
+    Check {
+        /// Spare block device or image file.
+        device: PathBuf,
+        /// Rewrite damaged superblock copies.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Show the status of one dm-remap-v4 device, or of all of them.
+    ///
+    /// Runs 'dmsetup status' and shows, per device: state, remapped and pending units, spare units left,
+    /// read/write/device errors and metadata health. Keys the kernel adds later are kept (JSON "other").
+    #[command(after_help = EXIT_CODES)]
+    Status {
+        /// Device-mapper name; all dm-remap-v4 devices when absent.
+        name: Option<String>,
+        /// JSON: an object for a named device, an array of objects otherwise.
+        #[arg(long, conflicts_with = "prometheus")]
+        json: bool,
+        /// Prometheus text exposition format (for node_exporter's textfile collector).
+        #[arg(long)]
+        prometheus: bool,
+    },
+    /// List the remapped and pending units of a device.
+    #[command(after_help = EXIT_CODES)]
+    List {
+        /// Device-mapper name.
+        name: String,
+        /// Start at the unit holding this sector.
+        #[arg(long, value_name = "SECTOR")]
+        start: Option<u64>,
+        /// List at most this many entries.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move the unit holding <SECTOR> to a new spare unit.
+    ///
+    /// Suspends the device, sends 'remap <SECTOR>' to the target, and always resumes the device afterwards
+    /// (a device that was already suspended is left suspended). Prints the target's answer.
+    #[command(after_help = EXIT_CODES)]
+    Remap {
+        /// Device-mapper name.
+        name: String,
+        /// A sector of the unit to move (relative to the device).
+        sector: u64,
+    },
+    /// Move the unit holding <SECTOR> back to the main device.
+    ///
+    /// Suspends the device, sends 'unremap <SECTOR>' to the target (which copies the unit back, verifies it
+    /// and drops the entry), and always resumes the device afterwards. Prints the target's answer.
+    #[command(after_help = EXIT_CODES)]
+    Unremap {
+        /// Device-mapper name.
+        name: String,
+        /// A sector of the unit to move back.
+        sector: u64,
+    },
+    /// Create a dm-remap-v4 device over a main and a spare device.
+    ///
+    /// Checks both are block devices, loads the dm-remap-v4 module if the target type is missing, and
+    /// creates the table '0 <main sectors> dm-remap-v4 <main> <spare> [2 retries N]'. A blank spare is
+    /// formatted by the kernel; one holding another setup's metadata is refused.
+    #[command(after_help = EXIT_CODES)]
+    Create {
+        /// Device-mapper name of the new device (/dev/mapper/<NAME>).
+        name: String,
+        /// The main (failing) block device.
+        #[arg(long, value_name = "DEV")]
+        main: String,
+        /// The spare block device (exactly one: the kernel target supports one spare today).
+        #[arg(long, value_name = "DEV", required = true)]
+        spare: Vec<String>,
+        /// Extra attempts of a failed unit before it counts as bad (0 to 8; the target's default is 1).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=8))]
+        retries: Option<u32>,
+    },
+    /// Remove a dm-remap-v4 device (the remaps stay on the spare).
+    #[command(after_help = EXIT_CODES)]
+    Remove {
+        /// Device-mapper name.
+        name: String,
+    },
+}
+
+/// Writes `text` to standard output; a closed pipe (`dmremap status | head`) is not an error.
+fn emit(text: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(CliError::environment(format!(
+            "cannot write to standard output: {e}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn line(text: &str) -> Result<(), CliError> {
+    emit(&format!("{text}\n"))
+}
+
+fn json_error(e: &serde_json::Error) -> CliError {
+    CliError::environment(format!("cannot encode JSON: {e}"))
+}
+
+fn run_inspect(device: &Path, json: bool) -> Result<(), CliError> {
+    let name = device.display().to_string();
+    let mut io = FileIo::open_read_only(device)?;
+    let size = io.sectors();
+    match inspect::inspect(&mut io, Some(size)) {
+        Ok(i) => {
+            if json {
+                line(&inspect::render_json(&name, &i).map_err(|e| json_error(&e))?)
+            } else {
+                emit(&inspect::render_human(&name, &i))
+            }
+        }
+        Err(u) => {
+            let msg = format!("{name}: {}", u.message());
+            Err(if u.is_io() {
+                CliError::environment(msg)
+            } else {
+                CliError::failed(msg)
+            })
+        }
+    }
+}
+
+fn run_check(device: &Path, repair: bool) -> Result<Verdict, CliError> {
+    let name = device.display().to_string();
+    let mut io = if repair {
+        FileIo::open_for_repair(device)?
+    } else {
+        FileIo::open_read_only(device)?
+    };
+    let size = Some(io.sectors());
+    let before = check::check(&mut io, size);
+    emit(&check::render(&name, &before))?;
+    let verdict = before.verdict();
+    if !repair || verdict == Verdict::Clean {
+        if repair {
+            line("nothing to repair")?;
+        }
+        return Ok(verdict);
+    }
+    if before.unloadable.is_some() {
+        line("repair is not available: the metadata does not load, and dmremap never formats a spare")?;
+        return Ok(verdict);
+    }
+    if !before.problems.iter().any(|p| p.repairable) {
+        line("repair is not available for these problems: the format crate offers no safe repair for them")?;
+        return Ok(verdict);
+    }
+    let outcome = check::repair(&mut io, size, &before);
+    line(&format!(
+        "rewrote {} superblock cop{}",
+        outcome.rewritten,
+        if outcome.rewritten == 1 { "y" } else { "ies" }
+    ))?;
+    if let Some(f) = &outcome.failure {
+        return Err(CliError::environment(format!("{name}: {f}")));
+    }
+    line("after repair:")?;
+    emit(&check::render(&name, &outcome.after))?;
+    let remaining = outcome
+        .after
+        .problems
+        .iter()
+        .filter(|p| !p.repairable)
+        .count();
+    if remaining != 0 {
+        line(&format!(
+            "{remaining} problem{} cannot be repaired by dmremap: the format crate offers no safe repair for \
+             {}",
+            if remaining == 1 { "" } else { "s" },
+            if remaining == 1 { "it" } else { "them" }
+        ))?;
+    }
+    Ok(outcome.after.verdict())
+}
+
+fn run(command: Command) -> Result<u8, CliError> {
+    let mut dm = Dm { exec: System };
+    match command {
+        Command::Inspect { device, json } => run_inspect(&device, json).map(|()| exit::OK),
+        Command::Check { device, repair } => run_check(&device, repair).map(Verdict::code),
+        Command::Status {
+            name,
+            json,
+            prometheus,
+        } => {
+            let devices = dm.status(name.as_deref())?;
+            if json {
+                let text =
+                    status::render_json(&devices, name.is_some()).map_err(|e| json_error(&e))?;
+                line(&text)?;
+            } else if prometheus {
+                emit(&status::render_prometheus(&devices))?;
+            } else {
+                emit(&status::render_human(&devices))?;
+            }
+            Ok(exit::OK)
+        }
+        Command::List {
+            name,
+            start,
+            count,
+            json,
+        } => {
+            dm.status(Some(&name))?;
+            let start_s = start.unwrap_or(0).to_string();
+            let count_s = count.map(|c| c.to_string());
+            let mut words = vec!["list"];
+            if start.is_some() || count_s.is_some() {
+                words.push(&start_s);
+            }
+            if let Some(c) = &count_s {
+                words.push(c);
+            }
+            let out = dm.message(&name, &words)?;
+            let entries =
+                list::parse(&out).map_err(|e| CliError::failed(format!("{name}: {e}")))?;
+            if json {
+                line(&list::render_json(&entries).map_err(|e| json_error(&e))?)?;
+            } else {
+                emit(&list::render_human(&entries))?;
+            }
+            Ok(exit::OK)
+        }
+        Command::Remap { name, sector } => {
+            let out = dm.move_unit(&name, "remap", sector)?;
+            line(&out)?;
+            dmsetup::remap_outcome(&name, &out)?;
+            Ok(exit::OK)
+        }
+        Command::Unremap { name, sector } => {
+            let out = dm.move_unit(&name, "unremap", sector)?;
+            line(&out)?;
+            Ok(exit::OK)
+        }
+        Command::Create {
+            name,
+            main,
+            spare,
+            retries,
+        } => {
+            let table = create::plan(&main, &spare, retries)?;
+            create::create(&mut dm, &name, &table)?;
+            line(&format!("created /dev/mapper/{name}: {table}"))?;
+            Ok(exit::OK)
+        }
+        Command::Remove { name } => {
+            dm.remove(&name)?;
+            line(&format!("removed {name}"))?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::OK,
+                // check documents 3 for usage errors, like thin_check; everything else uses 2.
+                _ if std::env::args().nth(1).as_deref() == Some("check") => Verdict::Error.code(),
+                _ => exit::USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("dmremap: {e}");
+            ExitCode::from(e.code)
+        }
+    }
+}
