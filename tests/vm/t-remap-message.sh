@@ -1,13 +1,19 @@
 # `dmsetup message <dev> 0 remap <sector>`: a unit moves to the spare, durably, and stays there.
 
-# remap_msg DEV SECTOR: the message, on a suspended device, printing its output.
-remap_msg() {
-	dmsetup suspend "$1" || return 1
-	dmsetup message "$1" 0 remap "$2"
-	local r=$?
-	dmsetup resume "$1"
+# quiesced_msg DEV WORD...: a message sent while DEV is suspended (the messages that copy data need it),
+# printing its output; DEV is resumed whatever the message did.
+quiesced_msg() {
+	local dev=$1 r
+	shift
+	dmsetup suspend "$dev" || return 1
+	dmsetup message "$dev" 0 "$@"
+	r=$?
+	dmsetup resume "$dev"
 	return $r
 }
+
+remap_msg() { quiesced_msg "$1" remap "$2"; }
+unremap_msg() { quiesced_msg "$1" unremap "$2"; }
 
 test_remap_moves_a_unit_and_survives_recreate() {
 	local main spare len out sector
@@ -98,15 +104,6 @@ test_remap_with_a_full_journal_writes_a_checkpoint() {
 	assert_eq "metadata version after the checkpoint" 2 "$(status_field r metadata_version)"
 	assert_eq "unit 7 listed" "7 0" "$(dmsetup message r 0 list 7 1 | cut -d' ' -f1,2)"
 	dmsetup remove r
-}
-
-# unremap_msg DEV SECTOR: `unremap` on a suspended device, printing its output.
-unremap_msg() {
-	dmsetup suspend "$1" || return 1
-	dmsetup message "$1" 0 unremap "$2"
-	local r=$?
-	dmsetup resume "$1"
-	return $r
 }
 
 test_unremap_copies_back_and_frees_the_spare_unit() {
