@@ -67,7 +67,7 @@ test_fio_verify_with_failing_writes_and_live_remaps() {
 	bad_blocks dust 255 $(seq 300 400 16000)
 	fio --name=v --filename=/dev/mapper/r --direct=1 --ioengine=psync --rw=randwrite --bs=4k \
 		--size=8M --numjobs=2 --offset_increment=8M --verify=crc32c --verify_fatal=1 \
-		--do_verify=1 --group_reporting --output="$WORK/fio.out" &
+		--do_verify=1 --verify_state_save=0 --group_reporting --output="$WORK/fio.out" &
 	fio_pid=$!
 	# Meanwhile, move units above the fio range (sector 32768 on) to the spare by hand.
 	for ((i = 0; i < 8; i++)); do
