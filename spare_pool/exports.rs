@@ -4,14 +4,16 @@
 use kernel::ffi::c_int;
 use kernel::prelude::*;
 
-use crate::bitmap::{words_needed, Bitmap};
+use crate::bitmap::{words_needed, Bitmap, Tally};
 use crate::error::Error as PoolError;
 use crate::helper_abi::HELPER_ABI_VERSION;
 
-/// The words of one spare's bitmap (see `bitmap.rs`); the `Bitmap` view is rebuilt per call.
+/// The words of one spare's bitmap (see `bitmap.rs`) and the view's tally: each call resumes the view in
+/// O(1). Words are `kvmalloc`ed: a large spare's bitmap is megabytes.
 pub struct PoolHandle {
-    words: KVec<u64>,
+    words: KVVec<u64>,
     units: u64,
+    tally: Tally,
 }
 
 impl PoolHandle {
@@ -19,8 +21,10 @@ impl PoolHandle {
         &mut self,
         f: impl FnOnce(&mut Bitmap<'_>) -> core::result::Result<T, PoolError>,
     ) -> core::result::Result<T, PoolError> {
-        let mut bitmap = Bitmap::load(&mut self.words, self.units)?;
-        f(&mut bitmap)
+        let mut bitmap = Bitmap::resume(&mut self.words, self.units, self.tally)?;
+        let result = f(&mut bitmap);
+        self.tally = bitmap.tally();
+        result
     }
 }
 
@@ -43,10 +47,19 @@ pub unsafe extern "C" fn dm_remap_v4_spare_pool_create(
 ) -> c_int {
     let handle = (|| -> Result<KBox<PoolHandle>> {
         let n = words_needed(units).map_err(|e| Error::from_errno(e.errno()))?;
-        let mut words = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut words = KVVec::with_capacity(n, GFP_KERNEL)?;
         words.resize(n, 0, GFP_KERNEL)?;
-        Bitmap::format(&mut words, units).map_err(|e| Error::from_errno(e.errno()))?;
-        Ok(KBox::new(PoolHandle { words, units }, GFP_KERNEL)?)
+        let tally = Bitmap::format(&mut words, units)
+            .map_err(|e| Error::from_errno(e.errno()))?
+            .tally();
+        Ok(KBox::new(
+            PoolHandle {
+                words,
+                units,
+                tally,
+            },
+            GFP_KERNEL,
+        )?)
     })();
     match handle {
         Ok(h) => {

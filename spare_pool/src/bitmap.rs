@@ -170,7 +170,42 @@ pub struct Bitmap<'a> {
     cursor: usize,
 }
 
+/// What a [`Bitmap`] view caches beyond its words: its counts and search cursor. An owner that keeps the
+/// words between calls keeps this too and resumes the view with [`Bitmap::resume`] in O(1), instead of
+/// re-validating and recounting every word with [`Bitmap::load`] on each allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    used_count: u64,
+    retired_count: u64,
+    cursor: usize,
+}
+
 impl<'a> Bitmap<'a> {
+    /// The view again over the words a [`Bitmap`] of the same `units` last changed, with what
+    /// [`Bitmap::tally`] returned then. Checks only the buffer size: the words and the tally must be
+    /// exactly as that view left them, or the counts will be wrong (a unit is still never handed out twice:
+    /// allocation reads the bits themselves).
+    pub fn resume(words: &'a mut [u64], units: u64, tally: Tally) -> Result<Self, Error> {
+        let (used, retired) = Self::split(words, units)?;
+        Ok(Bitmap {
+            used,
+            retired,
+            units,
+            used_count: tally.used_count,
+            retired_count: tally.retired_count,
+            cursor: tally.cursor,
+        })
+    }
+
+    /// The counts and cursor to resume this view with later.
+    pub fn tally(&self) -> Tally {
+        Tally {
+            used_count: self.used_count,
+            retired_count: self.retired_count,
+            cursor: self.cursor,
+        }
+    }
+
     /// Takes the planes for `units` units out of the caller's buffer (extra words stay unused).
     fn split(words: &'a mut [u64], units: u64) -> Result<(&'a mut [u64], &'a mut [u64]), Error> {
         let plane = words_per_plane(units)?;

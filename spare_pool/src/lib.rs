@@ -18,6 +18,6 @@ pub mod error;
 pub mod pool;
 pub mod sizing;
 
-pub use bitmap::{Bitmap, Counts, PriorState, UnitState};
+pub use bitmap::{Bitmap, Counts, PriorState, Tally, UnitState};
 pub use error::Error;
 pub use pool::{Allocation, Pool, Spare, SpareState, MAX_SPARES};

@@ -177,3 +177,44 @@ fn decode_refuses_nonzero_padding_and_bad_blocks() {
 fn units_per_word_is_64() {
     assert_eq!(bitmap::UNITS_PER_WORD, 64);
 }
+
+/// What the kernel module does: one short-lived view per call, resumed from the previous view's tally.
+/// After every step the resumed counts equal a full recount, and allocation continues from the cursor
+/// (round-robin past freed units) exactly as one long-lived view would.
+#[test]
+fn resumed_views_behave_like_one_long_lived_view() {
+    const UNITS: u64 = 300;
+    let mut words = vec![0u64; words_needed(UNITS).unwrap()];
+    let mut reference_words = words.clone();
+    let mut reference = Bitmap::format(&mut reference_words, UNITS).unwrap();
+    let mut tally = Bitmap::format(&mut words, UNITS).unwrap().tally();
+    for step in 0..1_000u64 {
+        let mut view = Bitmap::resume(&mut words, UNITS, tally).unwrap();
+        let (got, want) = match step % 5 {
+            0..=2 => (view.allocate(), reference.allocate()),
+            3 => {
+                let unit = (step * 7) % UNITS;
+                (
+                    view.free(unit).map(|()| unit),
+                    reference.free(unit).map(|()| unit),
+                )
+            }
+            _ => {
+                let unit = (step * 13) % UNITS;
+                (
+                    view.claim(unit).map(|()| unit),
+                    reference.claim(unit).map(|()| unit),
+                )
+            }
+        };
+        assert_eq!(got, want, "step {step}");
+        tally = view.tally();
+        assert_eq!(view.counts(), reference.counts(), "step {step}");
+        let resumed = view.counts();
+        assert_eq!(
+            Bitmap::load(&mut words.clone(), UNITS).unwrap().counts(),
+            resumed,
+            "step {step}"
+        );
+    }
+}
