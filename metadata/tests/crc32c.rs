@@ -42,3 +42,35 @@ fn incremental_matches_one_shot() {
         assert_eq!(c.finish(), crc32c(&data), "split at {split}");
     }
 }
+
+/// The bit-at-a-time definition, to check the sliced tables against at every length and alignment.
+fn bitwise(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82F6_3B78
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+#[test]
+fn sliced_matches_the_bitwise_definition_at_every_length_and_offset() {
+    let data: Vec<u8> = (0..300u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for start in 0..9 {
+        for end in start..data.len() {
+            assert_eq!(
+                crc32c(&data[start..end]),
+                bitwise(&data[start..end]),
+                "{start}..{end}"
+            );
+        }
+    }
+}
