@@ -6,6 +6,7 @@
 #   make setup      only install the toolchain (root, Debian bookworm; idempotent)
 #   make            build the four modules against the test kernel (built and cached on first use)
 #   make check      formatting and clippy, host crates and kernel modules
+#   make package    Debian packages dm-remap-dkms and dm-remap-tools in build/package (docs/packaging.md)
 #   make KDIR=/lib/modules/$(uname -r)/build   build against a real Rust-enabled kernel instead
 
 SHELL := /bin/bash
@@ -17,7 +18,7 @@ LLVM ?= $(if $(KERNEL_CC_IS_CLANG),-19,)
 ENV := . scripts/env.sh &&
 KMAKE = $(ENV) $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(LLVM),LLVM=$(LLVM))
 
-.PHONY: all modules kernel clippy modules_install clean setup demo test check
+.PHONY: all modules kernel clippy modules_install clean setup demo test check package
 
 all: modules
 
@@ -56,3 +57,6 @@ test: setup
 
 check:
 	scripts/check
+
+package:
+	scripts/package

@@ -15,6 +15,9 @@ DMR_RUST_SRC_PKG_VERSION=1.95.0+dfsg1-2~bpo13+1
 DMR_BINDGEN_VERSION=0.73.2
 DMR_VNG_VERSION=1.42
 DMR_LLVM_SUFFIX=-19
+# Packaging (scripts/package, the DKMS VM test): bookworm's own versions.
+DMR_DKMS_VERSION=3.0.10-8+deb12u1
+DMR_DEBHELPER_VERSION=13.11.4
 
 # Build products live outside the checkout, keyed by kernel version + config hash.
 DMR_CACHE=${DMR_CACHE:-/var/cache/dm-remap-v4}
