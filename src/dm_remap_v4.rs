@@ -9,6 +9,7 @@ use kernel::prelude::*;
 
 mod dm;
 mod imports;
+mod loader;
 /// The `#[repr(C)]` types of the metadata module's C ABI (`metadata/src/abi.rs`).
 #[path = "../metadata/src/abi.rs"]
 pub mod md_abi;
@@ -31,6 +32,8 @@ pub mod logic {
     pub mod outbuf;
     #[path = "../logic/route.rs"]
     pub mod route;
+    #[path = "../logic/sorted.rs"]
+    pub mod sorted;
     #[path = "../logic/status.rs"]
     pub mod status;
     #[path = "../logic/table.rs"]

@@ -284,7 +284,10 @@ impl Remapper {
                 },
                 RECORD_PENDING => Entry::Pending,
                 _ => {
-                    self.table.remove(r.main_unit);
+                    if let Err(e) = self.table.remove(r.main_unit) {
+                        published =
+                            Err((e, c"change committed but not in memory: reload the table"));
+                    }
                     continue;
                 }
             };
@@ -292,6 +295,8 @@ impl Remapper {
                 published = Err((e, c"change committed but not in memory: reload the table"));
             }
         }
+        // Failing to merge (memory) only leaves the changes where they are, still correct; try next time.
+        let _ = self.table.compact_if_due();
         published
     }
 

@@ -1,18 +1,69 @@
 //! The remap table: which units of the main device live elsewhere.
 //!
-//! Read by `map()` without locks (an XArray of packed [`Entry`] values, read under RCU); written only in
-//! process context: while the table is loaded, and by `remapper.rs` under its update mutex.
+//! Two layers, both read by `map()` without locks:
+//! - the **run**: most entries, in sorted arrays (`logic/sorted.rs`, 16 bytes per entry), published under
+//!   RCU and replaced whole;
+//! - the **changes**: an XArray of the entries set or removed since the run was built (a removal of a unit
+//!   the run holds is a tombstone). A lookup asks the changes first.
+//!
+//! When the changes grow past [`COMPACT_MIN`] (or 1/64 of the run), [`RemapTable::compact`] merges them into a
+//! new run. Writers (the table load, then `remapper.rs` under its update mutex) are serialised by their
+//! callers; process context only.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use kernel::alloc::{KBox, KVVec};
 use kernel::prelude::*;
 
-use crate::dm::ValueXa;
+use crate::dm::{RcuBox, ValueXa};
 use crate::logic::route::{Entry, RemapLookup};
+use crate::logic::sorted::{self, Run};
+use crate::logic::status::TableMemory;
+
+/// The changes' value for "no entry, whatever the run says"; never a packed [`Entry`] (those are < 2^61 + 1).
+const TOMBSTONE: u64 = crate::dm::xa::MAX_VALUE;
+
+/// Changes that trigger a merge into the run, at least: bounds the XArray's memory (up to one 576-byte node
+/// per scattered entry) while keeping merges (a copy of the run) rare.
+const COMPACT_MIN: usize = 4096;
+
+/// An immutable sorted run and its fence.
+struct Base {
+    keys: KVVec<u64>,
+    vals: KVVec<u64>,
+    fence: KVVec<u64>,
+}
+
+impl Base {
+    fn empty() -> Self {
+        Self {
+            keys: KVVec::new(),
+            vals: KVVec::new(),
+            fence: KVVec::new(),
+        }
+    }
+
+    /// A base over sorted `keys`/`vals` (checked, once), with its fence built.
+    fn from_sorted(keys: KVVec<u64>, vals: KVVec<u64>) -> Result<Self> {
+        let mut fence = KVVec::new();
+        fence.resize(sorted::fence_len(keys.len()), 0, GFP_KERNEL)?;
+        sorted::build_fence(&keys, &mut fence).map_err(|_| EINVAL)?;
+        Run::new(&keys, &vals, &fence).map_err(|_| EINVAL)?;
+        Ok(Self { keys, vals, fence })
+    }
+
+    fn run(&self) -> Run<'_> {
+        // Built by `from_sorted` (checked) or from `merge` output (sorted by construction).
+        Run::new_unchecked(&self.keys, &self.vals, &self.fence)
+    }
+}
 
 /// The remap table of one target.
 pub(crate) struct RemapTable {
-    xa: ValueXa,
+    run: RcuBox<Base>,
+    changes: ValueXa,
+    /// Entries in `changes`, tombstones included.
+    changed: AtomicUsize,
     remapped: AtomicU64,
     pending: AtomicU64,
 }
@@ -20,17 +71,39 @@ pub(crate) struct RemapTable {
 impl RemapTable {
     pub(crate) fn new() -> Result<Self> {
         Ok(Self {
-            xa: ValueXa::new()?,
+            run: RcuBox::new(KBox::new(Base::empty(), GFP_KERNEL)?)?,
+            changes: ValueXa::new()?,
+            changed: AtomicUsize::new(0),
             remapped: AtomicU64::new(0),
             pending: AtomicU64::new(0),
         })
     }
 
+    /// Replaces the contents of an empty table with `keys`/`vals` (strictly ascending units and their packed
+    /// entries): how a loaded checkpoint becomes the run in one step instead of one insert per entry.
+    pub(crate) fn install(&self, keys: KVVec<u64>, vals: KVVec<u64>) -> Result {
+        if !self.is_empty() || self.changed.load(Ordering::Relaxed) != 0 {
+            return Err(EINVAL);
+        }
+        let (mut remapped, mut pending) = (0u64, 0u64);
+        for &v in vals.iter() {
+            match Entry::unpack(v) {
+                Entry::Remapped { .. } => remapped = remapped.saturating_add(1),
+                Entry::Pending => pending = pending.saturating_add(1),
+            }
+        }
+        let base = KBox::new(Base::from_sorted(keys, vals)?, GFP_KERNEL)?;
+        self.run.update(|_| Ok(Some(base)))?;
+        self.remapped.store(remapped, Ordering::Relaxed);
+        self.pending.store(pending, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Sets (or replaces) the entry of `unit`.
     pub(crate) fn insert(&self, unit: u64, entry: Entry) -> Result {
         let packed = entry.pack().ok_or(EINVAL)?;
-        let old = self.xa.load(unit).map(Entry::unpack);
-        self.xa.store(unit, packed)?;
+        let old = self.get(unit);
+        self.store_change(unit, packed)?;
         if let Some(old) = old {
             self.counter(old).fetch_sub(1, Ordering::Relaxed);
         }
@@ -38,11 +111,75 @@ impl RemapTable {
         Ok(())
     }
 
-    /// Drops the entry of `unit`, returning it.
-    pub(crate) fn remove(&self, unit: u64) -> Option<Entry> {
-        let old = self.xa.erase(unit).map(Entry::unpack)?;
+    /// Drops the entry of `unit`, returning it. Fails only for lack of memory (for a tombstone).
+    pub(crate) fn remove(&self, unit: u64) -> Result<Option<Entry>> {
+        let Some(old) = self.get(unit) else {
+            return Ok(None);
+        };
+        if self.run.read(|b| b.run().get(unit)).is_some() {
+            self.store_change(unit, TOMBSTONE)?;
+        } else if self.changes.erase(unit).is_some() {
+            self.changed.fetch_sub(1, Ordering::Relaxed);
+        }
         self.counter(old).fetch_sub(1, Ordering::Relaxed);
-        Some(old)
+        Ok(Some(old))
+    }
+
+    fn store_change(&self, unit: u64, value: u64) -> Result {
+        let new = self.changes.load(unit).is_none();
+        self.changes.store(unit, value)?;
+        if new {
+            self.changed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Merges the changes into a new run once there are enough of them. Costs a copy of the table and an RCU
+    /// grace period; on failure (memory) the changes simply stay where they are.
+    pub(crate) fn compact_if_due(&self) -> Result {
+        let changed = self.changed.load(Ordering::Relaxed);
+        let run_len = self.run.read(|b| b.keys.len());
+        if changed < COMPACT_MIN.max(run_len / 64) {
+            return Ok(());
+        }
+        self.compact()
+    }
+
+    /// Merges every change into a new run and empties the changes.
+    pub(crate) fn compact(&self) -> Result {
+        if self.changed.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let total = usize::try_from(self.remapped().saturating_add(self.pending()))?;
+        let mut keys = KVVec::new();
+        let mut vals = KVVec::new();
+        keys.resize(total, 0, GFP_KERNEL)?;
+        vals.resize(total, 0, GFP_KERNEL)?;
+        self.run.update(|old| {
+            let changes = Changes {
+                xa: &self.changes,
+                next: Some(0),
+            };
+            let n = sorted::merge(old.run(), changes, TOMBSTONE, &mut keys, &mut vals)
+                .map_err(|_| EINVAL)?;
+            // The counters and the layers must agree; if not, keep the old run rather than lose entries.
+            if n != total {
+                return Err(EINVAL);
+            }
+            let mut fence = KVVec::new();
+            fence.resize(sorted::fence_len(n), 0, GFP_KERNEL)?;
+            sorted::build_fence(&keys, &mut fence).map_err(|_| EINVAL)?;
+            let (keys, vals) = (core::mem::take(&mut keys), core::mem::take(&mut vals));
+            Ok(Some(KBox::new(Base { keys, vals, fence }, GFP_KERNEL)?))
+        })?;
+        // The new run holds every change: readers see the same entry in both layers until it is erased here.
+        let mut next = Some(0);
+        while let Some(unit) = next.and_then(|n| self.changes.find(n, u64::MAX)) {
+            self.changes.erase(unit);
+            next = unit.checked_add(1);
+        }
+        self.changed.store(0, Ordering::Relaxed);
+        Ok(())
     }
 
     fn counter(&self, e: Entry) -> &AtomicU64 {
@@ -70,6 +207,37 @@ impl RemapTable {
         }
     }
 
+    /// Calls `f` for every entry in unit order, stopping at its first error. With no pending changes this is a
+    /// walk over the run inside one RCU read-side section, so `f` must not sleep.
+    pub(crate) fn visit(&self, mut f: impl FnMut(u64, Entry) -> Result) -> Result {
+        if self.changed.load(Ordering::Relaxed) != 0 {
+            return self.entries_from(0).try_for_each(|(u, e)| f(u, e));
+        }
+        self.run.read(|b| {
+            b.run()
+                .iter_from(0)
+                .try_for_each(|(u, v)| f(u, Entry::unpack(v)))
+        })
+    }
+
+    /// Entries in the run and in the changes, and the run's bytes (`stats` message).
+    pub(crate) fn memory(&self) -> TableMemory {
+        let (run_entries, words) = self.run.read(|b| {
+            let words = b
+                .keys
+                .capacity()
+                .saturating_add(b.vals.capacity())
+                .saturating_add(b.fence.capacity());
+            (b.keys.len(), words)
+        });
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        TableMemory {
+            run_entries: as_u64(run_entries),
+            changes: as_u64(self.changed.load(Ordering::Relaxed)),
+            run_bytes: as_u64(words).saturating_mul(8),
+        }
+    }
+
     /// True when no unit has an entry: `map()`'s one check on the common path.
     pub(crate) fn is_empty(&self) -> bool {
         self.remapped() == 0 && self.pending() == 0
@@ -78,15 +246,47 @@ impl RemapTable {
 
 impl RemapLookup for RemapTable {
     fn get(&self, unit: u64) -> Option<Entry> {
-        self.xa.load(unit).map(Entry::unpack)
+        let packed = match self.changes.load(unit) {
+            Some(TOMBSTONE) => return None,
+            Some(v) => Some(v),
+            None => self.run.read(|b| b.run().get(unit)),
+        };
+        packed.map(Entry::unpack)
     }
 
     fn next_entry(&self, first: u64, last: u64) -> Option<u64> {
-        self.xa.find(first, last)
+        let changed = self.changes.find(first, last);
+        let until = changed.unwrap_or(last);
+        let in_run = self.run.read(|b| b.run().next_key(first, until));
+        match (changed, in_run) {
+            (Some(c), Some(r)) => Some(c.min(r)),
+            (c, r) => c.or(r),
+        }
     }
 }
 
-/// Iterator over the entries of a [`RemapTable`]; each step moves past one entry, so it ends.
+/// The changes in unit order, as `(unit, packed value)` pairs.
+struct Changes<'a> {
+    xa: &'a ValueXa,
+    next: Option<u64>,
+}
+
+impl Iterator for Changes<'_> {
+    type Item = (u64, u64);
+
+    fn next(&mut self) -> Option<(u64, u64)> {
+        loop {
+            let unit = self.xa.find(self.next?, u64::MAX)?;
+            self.next = unit.checked_add(1);
+            // Writers are serialised with the merge, so this holds; skip rather than trust it blindly.
+            if let Some(v) = self.xa.load(unit) {
+                return Some((unit, v));
+            }
+        }
+    }
+}
+
+/// Iterator over the entries of a [`RemapTable`]; each step moves past one unit, so it ends.
 pub(crate) struct Entries<'a> {
     table: &'a RemapTable,
     /// Next unit to look from; `None` once past the last possible unit.
@@ -100,7 +300,7 @@ impl Iterator for Entries<'_> {
         loop {
             let unit = self.table.next_entry(self.next?, u64::MAX)?;
             self.next = unit.checked_add(1);
-            // An entry erased between the two lookups is skipped.
+            // A removed unit (tombstone) or an entry erased between the two lookups is skipped.
             if let Some(entry) = self.table.get(unit) {
                 return Some((unit, entry));
             }

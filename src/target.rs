@@ -18,16 +18,16 @@ use crate::dm::{
     Args, Bio, BioWorker, BlkStatus, CtrError, DeviceVisitor, EndIo, MapResult, Op, OwnedBio,
     QueueLimits, StatusKind, Target, TargetCtr, TargetInfo,
 };
-use crate::imports::{random_uuid, LoadSink, Metadata, SparePool};
+use crate::imports::{random_uuid, Metadata, SparePool};
+use crate::loader::{claim_loaded_units, Loader};
 use crate::logic::message::{parse_message, Message, HELP};
 use crate::logic::outbuf::OutBuf;
-use crate::logic::route::{route_first, Dest, Entry, Geometry};
-use crate::logic::status::{write_ima, write_info, write_stats, write_table, StatusView};
-use crate::logic::table::parse_table;
-use crate::md_abi::{
-    OpenParams, RecordAbi, OPEN_FORMAT_IF_BLANK, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING,
-    SINK_INVALID, SINK_NO_MEMORY, SINK_OK,
+use crate::logic::route::{route_first, Dest, Geometry};
+use crate::logic::status::{
+    write_ima, write_info, write_stats, write_table, write_table_memory, StatusView,
 };
+use crate::logic::table::parse_table;
+use crate::md_abi::{OpenParams, OPEN_FORMAT_IF_BLANK};
 use crate::remapper::{BioState, Remapper, Route, Updates, MAX_BATCH, SECTOR_BYTES};
 use crate::stats::IoKind;
 use crate::table::RemapTable;
@@ -50,39 +50,6 @@ impl Drop for RemapTarget {
     }
 }
 
-/// Fills the remap table from the records the metadata module loads.
-struct Loader<'a> {
-    table: &'a RemapTable,
-    /// Highest spare unit seen, checked against the pool once its size is known.
-    max_spare_unit: Option<u64>,
-}
-
-impl LoadSink for Loader<'_> {
-    fn record(&mut self, rec: &RecordAbi) -> i32 {
-        let entry = match rec.state {
-            // One spare per setup so far: every entry must name spare 0.
-            RECORD_ACTIVE if rec.spare_index == 0 => Entry::Remapped {
-                spare: 0,
-                unit: rec.spare_unit,
-            },
-            RECORD_PENDING => Entry::Pending,
-            RECORD_CLEARED => {
-                self.table.remove(rec.main_unit);
-                return SINK_OK;
-            }
-            _ => return SINK_INVALID,
-        };
-        if rec.state == RECORD_ACTIVE {
-            self.max_spare_unit = self.max_spare_unit.max(Some(rec.spare_unit));
-        }
-        match self.table.insert(rec.main_unit, entry) {
-            Ok(()) => SINK_OK,
-            Err(e) if e == ENOMEM => SINK_NO_MEMORY,
-            Err(_) => SINK_INVALID,
-        }
-    }
-}
-
 /// Flush bio number device-mapper gives the copy meant for each device (`num_flush_bios`).
 const FLUSH_MAIN: u32 = 0;
 const FLUSH_SPARE: u32 = 1;
@@ -99,16 +66,6 @@ fn unit_buffer(unit_bytes: u32) -> Result<KVec<u8>, CtrError> {
     buf.resize(len, 0, GFP_KERNEL)
         .map_err(|e| ctr_err(e.into(), c"Cannot allocate the copy buffer"))?;
     Ok(buf)
-}
-
-/// Marks the spare units of the loaded remaps used, so they are never handed out again.
-fn claim_loaded_units(table: &RemapTable, pool: &mut SparePool) -> Result {
-    for (_, entry) in table.entries_from(0) {
-        if let Entry::Remapped { unit, .. } = entry {
-            pool.claim(unit)?;
-        }
-    }
-    Ok(())
 }
 
 /// Checks a message's sector; `quiesced` for messages that copy data, which no write may race with.
@@ -204,16 +161,14 @@ impl Target for RemapTarget {
         };
         let table =
             RemapTable::new().map_err(|e| ctr_err(e, c"Cannot allocate the remap table"))?;
-        let mut loader = Loader {
-            table: &table,
-            max_spare_unit: None,
-        };
+        let mut loader = Loader::new(&table);
         let (metadata, md_report) = Metadata::open(&spare, &params, &mut loader)
             .map_err(|(errno, msg)| ctr_err(errno, msg))?;
-        if loader
-            .max_spare_unit
-            .is_some_and(|u| u >= md_report.pool_units)
-        {
+        let max_spare_unit = loader.max_spare_unit;
+        loader
+            .finish()
+            .map_err(|e| ctr_err(e, c"Cannot build the remap table"))?;
+        if max_spare_unit.is_some_and(|u| u >= md_report.pool_units) {
             return Err(ctr_err(
                 EUCLEAN,
                 c"Metadata holds a remap entry outside the spare pool",
@@ -400,6 +355,7 @@ impl Target for RemapTarget {
             }
             Ok(Message::Stats) => {
                 let _ = write_stats(out, &r.stats.snapshot());
+                let _ = write_table_memory(out, &r.table.memory());
                 Ok(())
             }
             Ok(Message::ClearStats) => {

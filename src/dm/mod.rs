@@ -10,6 +10,7 @@ pub(crate) mod bio;
 pub(crate) mod device;
 pub(crate) mod ffi;
 pub(crate) mod limits;
+pub(crate) mod rcu;
 pub(crate) mod target;
 pub(crate) mod worker;
 pub(crate) mod xa;
@@ -18,6 +19,7 @@ pub(crate) use args::Args;
 pub(crate) use bio::{Bio, BioIter, BlkStatus, Op, OwnedBio};
 pub(crate) use device::{Device, DeviceVisitor};
 pub(crate) use limits::QueueLimits;
+pub(crate) use rcu::RcuBox;
 pub(crate) use target::{
     CtrError, EndIo, MapResult, Registration, StatusKind, Target, TargetCtr, TargetInfo,
 };

@@ -11,5 +11,6 @@ pub mod message;
 pub mod number;
 pub mod outbuf;
 pub mod route;
+pub mod sorted;
 pub mod status;
 pub mod table;

@@ -60,7 +60,8 @@ impl Entry {
 pub trait RemapLookup {
     /// The entry of `unit`, if it has one.
     fn get(&self, unit: u64) -> Option<Entry>;
-    /// The first unit in `first..=last` that has an entry.
+    /// The first unit in `first..=last` that has an entry. It may also return a unit whose entry was just
+    /// removed (the table's removals are lazy): that costs a needless split, never a wrong route.
     fn next_entry(&self, first: u64, last: u64) -> Option<u64>;
 }
 

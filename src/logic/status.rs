@@ -94,6 +94,24 @@ pub fn write_stats<W: Write>(w: &mut W, io: &IoCounters) -> fmt::Result {
     writeln!(w, "device_errors={}", io.device_errors)
 }
 
+/// Where the remap table's entries are and what they cost, for the `stats` message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableMemory {
+    /// Entries in the sorted run.
+    pub run_entries: u64,
+    /// Changes not yet merged into the run (tombstones included).
+    pub changes: u64,
+    /// Bytes the run's arrays hold.
+    pub run_bytes: u64,
+}
+
+/// The `stats` message's table lines, one `key=value` per line.
+pub fn write_table_memory<W: Write>(w: &mut W, t: &TableMemory) -> fmt::Result {
+    writeln!(w, "table_run_entries={}", t.run_entries)?;
+    writeln!(w, "table_changes={}", t.changes)?;
+    writeln!(w, "table_run_bytes={}", t.run_bytes)
+}
+
 /// TABLE: the constructor arguments, with devices as `major:minor` (device-mapper's convention).
 pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     write!(w, "{} {}", v.main, v.spare)?;

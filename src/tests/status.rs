@@ -63,6 +63,22 @@ fn stats_lines_match_the_info_tokens() {
 }
 
 #[test]
+fn table_memory_lines() {
+    let mut buf = [0u8; 128];
+    let mut out = OutBuf::new(&mut buf);
+    let t = dm_remap_v4_target::status::TableMemory {
+        run_entries: 1_000_000,
+        changes: 12,
+        run_bytes: 16_031_256,
+    };
+    dm_remap_v4_target::status::write_table_memory(&mut out, &t).unwrap();
+    assert_eq!(
+        String::from_utf8(out.as_bytes().to_vec()).unwrap(),
+        "table_run_entries=1000000\ntable_changes=12\ntable_run_bytes=16031256\n"
+    );
+}
+
+#[test]
 fn table_and_ima() {
     assert_eq!(render(|w, v| write_table(w, v)), "7:0 7:1");
     let mut buf = [0u8; 64];

@@ -86,3 +86,18 @@ write_at() {
 	[ $((size % bs)) = 0 ] || bs=$size
 	dd if="$1" of="$2" oflag=direct,seek_bytes bs=$bs seek=$(($3 * 512)) conv=notrunc 2>/dev/null
 }
+
+# quiesced_msg DEV WORD...: a message sent while DEV is suspended (the messages that copy data need it),
+# printing its output; DEV is resumed whatever the message did.
+quiesced_msg() {
+	local dev=$1 r
+	shift
+	dmsetup suspend "$dev" || return 1
+	dmsetup message "$dev" 0 "$@"
+	r=$?
+	dmsetup resume "$dev"
+	return $r
+}
+
+remap_msg() { quiesced_msg "$1" remap "$2"; }
+unremap_msg() { quiesced_msg "$1" unremap "$2"; }

@@ -1,20 +1,5 @@
 # `dmsetup message <dev> 0 remap <sector>`: a unit moves to the spare, durably, and stays there.
 
-# quiesced_msg DEV WORD...: a message sent while DEV is suspended (the messages that copy data need it),
-# printing its output; DEV is resumed whatever the message did.
-quiesced_msg() {
-	local dev=$1 r
-	shift
-	dmsetup suspend "$dev" || return 1
-	dmsetup message "$dev" 0 "$@"
-	r=$?
-	dmsetup resume "$dev"
-	return $r
-}
-
-remap_msg() { quiesced_msg "$1" remap "$2"; }
-unremap_msg() { quiesced_msg "$1" unremap "$2"; }
-
 test_remap_moves_a_unit_and_survives_recreate() {
 	local main spare len out sector
 	main=$(make_loop main 64) spare=$(make_loop spare 16)

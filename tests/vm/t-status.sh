@@ -36,7 +36,7 @@ test_status_fields_and_counters() {
 	dmsetup message r 0 clear_stats || fail "clear_stats refused"
 	assert_eq "reads after clear_stats" 0 "$(status_field r reads)"
 	assert_eq "writes after clear_stats" 0 "$(status_field r writes)"
-	assert_eq "stats after clear_stats" "0" "$(dmsetup message r 0 stats | cut -d= -f2 | sort -u)"
+	assert_eq "stats after clear_stats" "0" "$(dmsetup message r 0 stats | grep -v '^table_' | cut -d= -f2 | sort -u)"
 	dmsetup remove r
 }
 

@@ -1,0 +1,112 @@
+//! Loading the remap table from the records the metadata module replays at construction.
+//!
+//! A checkpoint replays its entries in ascending unit order, so they are appended to plain sorted arrays that
+//! become the table's run in one step (`RemapTable::install`): no per-entry allocation. The first record that
+//! does not simply extend the arrays (a journal record that changes or clears an earlier unit) installs what
+//! has been gathered, and it and every later record go through the table's change layer, which is merged into
+//! the run at the end.
+
+use kernel::alloc::KVVec;
+use kernel::prelude::*;
+
+use crate::imports::{LoadSink, SparePool};
+use crate::logic::route::Entry;
+use crate::md_abi::{
+    RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING, SINK_INVALID, SINK_NO_MEMORY, SINK_OK,
+};
+use crate::table::RemapTable;
+
+/// Fills the remap table from the records the metadata module loads.
+pub(crate) struct Loader<'a> {
+    table: &'a RemapTable,
+    /// Sorted entries not yet installed; `None` once they have been.
+    gathered: Option<(KVVec<u64>, KVVec<u64>)>,
+    /// Highest spare unit seen, checked against the pool once its size is known.
+    pub(crate) max_spare_unit: Option<u64>,
+}
+
+fn sink_status(r: Result) -> i32 {
+    match r {
+        Ok(()) => SINK_OK,
+        Err(e) if e == ENOMEM => SINK_NO_MEMORY,
+        Err(_) => SINK_INVALID,
+    }
+}
+
+impl<'a> Loader<'a> {
+    /// A loader into `table`, which must be empty.
+    pub(crate) fn new(table: &'a RemapTable) -> Self {
+        Self {
+            table,
+            gathered: Some((KVVec::new(), KVVec::new())),
+            max_spare_unit: None,
+        }
+    }
+
+    /// Installs what was gathered, once.
+    fn install(&mut self) -> Result {
+        match self.gathered.take() {
+            Some((keys, vals)) => self.table.install(keys, vals),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends `unit` if it extends the gathered arrays; false when it does not (or nothing is gathered).
+    fn append(&mut self, unit: u64, packed: u64) -> Result<bool> {
+        let Some((keys, vals)) = self.gathered.as_mut() else {
+            return Ok(false);
+        };
+        if keys.last().is_some_and(|&last| last >= unit) {
+            return Ok(false);
+        }
+        keys.push(unit, GFP_KERNEL)?;
+        vals.push(packed, GFP_KERNEL)?;
+        Ok(true)
+    }
+
+    fn apply(&mut self, rec: &RecordAbi) -> Result {
+        let entry = match rec.state {
+            // One spare per setup so far: every entry must name spare 0.
+            RECORD_ACTIVE if rec.spare_index == 0 => Entry::Remapped {
+                spare: 0,
+                unit: rec.spare_unit,
+            },
+            RECORD_PENDING => Entry::Pending,
+            RECORD_CLEARED => {
+                self.install()?;
+                self.table.remove(rec.main_unit)?;
+                return Ok(());
+            }
+            _ => return Err(EINVAL),
+        };
+        if rec.state == RECORD_ACTIVE {
+            self.max_spare_unit = self.max_spare_unit.max(Some(rec.spare_unit));
+        }
+        let packed = entry.pack().ok_or(EINVAL)?;
+        if self.append(rec.main_unit, packed)? {
+            return Ok(());
+        }
+        self.install()?;
+        self.table.insert(rec.main_unit, entry)
+    }
+
+    /// Ends the load: installs what is left and folds the journal's changes into the run.
+    pub(crate) fn finish(mut self) -> Result {
+        self.install()?;
+        self.table.compact()
+    }
+}
+
+impl LoadSink for Loader<'_> {
+    fn record(&mut self, rec: &RecordAbi) -> i32 {
+        sink_status(self.apply(rec))
+    }
+}
+
+/// Marks the spare units of the loaded remaps used, so they are never handed out again.
+pub(crate) fn claim_loaded_units(table: &RemapTable, pool: &mut SparePool) -> Result {
+    table.visit(|_, entry| match entry {
+        Entry::Remapped { unit, .. } => pool.claim(unit),
+        Entry::Pending => Ok(()),
+    })
+}

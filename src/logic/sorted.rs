@@ -1,0 +1,176 @@
+//! The sorted run: the bulk of the remap table, as two parallel arrays sorted by main unit.
+//!
+//! An XArray costs one 576-byte node per scattered entry and one allocation per insert, which made a table of
+//! 1,000,000 entries slow to load and far above the 32 bytes per entry the project promises. So the table
+//! keeps most entries in a sorted run, 16 bytes per entry plus a fence of every [`FENCE_STRIDE`]th key, built
+//! once at load and rebuilt by [`merge`] when enough changes have piled up; only recent changes live in an
+//! XArray. This file holds the run's lookups and the merge: pure functions on slices, the same code on the host
+//! and in the kernel, where the caller owns the memory and publishes runs under RCU.
+
+/// Keys per fence entry: a lookup binary-searches the fence (small enough to stay in cache), then one
+/// stride of keys.
+pub const FENCE_STRIDE: usize = 256;
+
+/// Fence entries a run of `len` keys needs.
+pub const fn fence_len(len: usize) -> usize {
+    len.div_ceil(FENCE_STRIDE)
+}
+
+/// A sorted run, borrowed: `keys` strictly ascending, `vals[i]` the packed entry of `keys[i]`, and
+/// `fence[j] == keys[j * FENCE_STRIDE]`. [`Run::new`] checks all of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Run<'a> {
+    keys: &'a [u64],
+    vals: &'a [u64],
+    fence: &'a [u64],
+}
+
+/// Why a run or a merge was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunError {
+    /// Keys out of order or repeated, or arrays of different lengths, or a fence that does not match.
+    Malformed,
+    /// The output arrays are too short for the merged entries.
+    TooSmall,
+}
+
+impl<'a> Run<'a> {
+    /// The empty run.
+    pub const EMPTY: Run<'static> = Run {
+        keys: &[],
+        vals: &[],
+        fence: &[],
+    };
+
+    /// A run over arrays that satisfy the invariants above (checked, in one pass).
+    pub fn new(keys: &'a [u64], vals: &'a [u64], fence: &'a [u64]) -> Result<Self, RunError> {
+        let well_formed = keys.len() == vals.len()
+            && fence.len() == fence_len(keys.len())
+            && keys.windows(2).all(|w| matches!(w, [a, b] if a < b))
+            && fence
+                .iter()
+                .zip(keys.iter().step_by(FENCE_STRIDE))
+                .all(|(f, k)| f == k);
+        if well_formed {
+            Ok(Self { keys, vals, fence })
+        } else {
+            Err(RunError::Malformed)
+        }
+    }
+
+    /// A run over arrays the caller built to the invariants (sorted by [`merge`] or checked once by
+    /// [`Run::new`]). Not checked here: a lookup must not cost a pass over the table. Broken invariants give
+    /// wrong answers, never undefined behaviour.
+    pub fn new_unchecked(keys: &'a [u64], vals: &'a [u64], fence: &'a [u64]) -> Self {
+        Self { keys, vals, fence }
+    }
+
+    /// Entries in the run.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when the run holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Index of the first key `>= unit` (the run's length when there is none).
+    pub fn lower_bound(&self, unit: u64) -> usize {
+        // The last stride whose first key is <= unit holds the answer, or it is the next stride's first key.
+        let stride = self.fence.partition_point(|&f| f <= unit).saturating_sub(1);
+        let start = stride.saturating_mul(FENCE_STRIDE).min(self.keys.len());
+        let end = start.saturating_add(FENCE_STRIDE).min(self.keys.len());
+        let within = self
+            .keys
+            .get(start..end)
+            .map_or(0, |s| s.partition_point(|&k| k < unit));
+        start.saturating_add(within)
+    }
+
+    /// The packed entry of `unit`, if the run has one.
+    pub fn get(&self, unit: u64) -> Option<u64> {
+        let i = self.lower_bound(unit);
+        match self.keys.get(i) {
+            Some(&k) if k == unit => self.vals.get(i).copied(),
+            _ => None,
+        }
+    }
+
+    /// The first key in `first..=last`.
+    pub fn next_key(&self, first: u64, last: u64) -> Option<u64> {
+        self.keys
+            .get(self.lower_bound(first))
+            .copied()
+            .filter(|&k| k <= last)
+    }
+
+    /// The entries from index `i` on, as `(unit, packed)` pairs.
+    pub fn iter_from(&self, i: usize) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let keys: &'a [u64] = self.keys.get(i..).unwrap_or(&[]);
+        let vals: &'a [u64] = self.vals.get(i..).unwrap_or(&[]);
+        keys.iter().copied().zip(vals.iter().copied())
+    }
+}
+
+/// Fills `fence` for `keys` (`fence.len()` must be `fence_len(keys.len())`).
+pub fn build_fence(keys: &[u64], fence: &mut [u64]) -> Result<(), RunError> {
+    if fence.len() != fence_len(keys.len()) {
+        return Err(RunError::Malformed);
+    }
+    for (f, k) in fence.iter_mut().zip(keys.iter().step_by(FENCE_STRIDE)) {
+        *f = *k;
+    }
+    Ok(())
+}
+
+/// Merges `run` with `changes` (ascending, distinct units; a value of `tombstone` deletes the unit) into
+/// `keys`/`vals`, returning how many entries were written. A change replaces the run's entry of its unit.
+pub fn merge<I>(
+    run: Run<'_>,
+    changes: I,
+    tombstone: u64,
+    keys: &mut [u64],
+    vals: &mut [u64],
+) -> Result<usize, RunError>
+where
+    I: Iterator<Item = (u64, u64)>,
+{
+    let mut old = run.iter_from(0).peekable();
+    let mut new = changes.peekable();
+    let mut out = keys.iter_mut().zip(vals.iter_mut());
+    let mut written: usize = 0;
+    let mut last: Option<u64> = None;
+    loop {
+        let next = match (old.peek(), new.peek()) {
+            (None, None) => return Ok(written),
+            (Some(_), None) => old.next(),
+            (None, Some(_)) => new.next(),
+            (Some(&(ko, _)), Some(&(kn, _))) => {
+                if ko == kn {
+                    old.next();
+                }
+                if ko < kn {
+                    old.next()
+                } else {
+                    new.next()
+                }
+            }
+        };
+        let Some((k, v)) = next else {
+            return Ok(written);
+        };
+        // Changes out of order would make an unsorted run: refuse rather than publish it.
+        if last.is_some_and(|l| l >= k) {
+            return Err(RunError::Malformed);
+        }
+        last = Some(k);
+        if v == tombstone {
+            continue;
+        }
+        let (ok, ov) = out.next().ok_or(RunError::TooSmall)?;
+        *ok = k;
+        *ov = v;
+        written = written.saturating_add(1);
+    }
+}

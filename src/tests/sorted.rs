@@ -1,0 +1,165 @@
+//! The sorted run against a model: lookups agree with a `BTreeMap` at every key near an entry, and a merge
+//! gives exactly the model's map after the changes, tombstones removing units.
+#![allow(
+    clippy::unwrap_used,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+
+use dm_remap_v4_target::sorted::{build_fence, fence_len, merge, Run, RunError, FENCE_STRIDE};
+use proptest::prelude::*;
+
+const TOMB: u64 = u64::MAX;
+
+/// Owned arrays of a run built from a model.
+struct Arrays {
+    keys: Vec<u64>,
+    vals: Vec<u64>,
+    fence: Vec<u64>,
+}
+
+impl Arrays {
+    fn of(model: &BTreeMap<u64, u64>) -> Self {
+        let keys: Vec<u64> = model.keys().copied().collect();
+        let vals = model.values().copied().collect();
+        let mut fence = vec![0; fence_len(keys.len())];
+        build_fence(&keys, &mut fence).unwrap();
+        Self { keys, vals, fence }
+    }
+    fn run(&self) -> Run<'_> {
+        Run::new(&self.keys, &self.vals, &self.fence).unwrap()
+    }
+}
+
+/// Tables with clusters and gaps, sized to cross several fence strides.
+fn table() -> impl Strategy<Value = BTreeMap<u64, u64>> {
+    prop::collection::btree_map(
+        prop_oneof![0u64..2_000, 0u64..u64::MAX - 1, Just(u64::MAX - 1)],
+        0u64..1 << 62,
+        0..3 * FENCE_STRIDE,
+    )
+}
+
+fn check_lookups(model: &BTreeMap<u64, u64>, run: Run<'_>) {
+    assert_eq!(run.len(), model.len());
+    let mut probes: Vec<u64> = vec![0, 1, u64::MAX];
+    for &k in model.keys() {
+        probes.extend([k.saturating_sub(1), k, k.saturating_add(1)]);
+    }
+    for p in probes {
+        assert_eq!(run.get(p), model.get(&p).copied(), "get {p}");
+        let want = model.range(p..).next().map(|(&k, _)| k);
+        assert_eq!(run.keys_at(run.lower_bound(p)), want, "lower_bound {p}");
+        for last in [p, p.saturating_add(5), u64::MAX] {
+            let want = model.range(p..=last).next().map(|(&k, _)| k);
+            assert_eq!(run.next_key(p, last), want, "next_key {p}..={last}");
+        }
+    }
+}
+
+trait KeyAt {
+    fn keys_at(&self, i: usize) -> Option<u64>;
+}
+
+impl KeyAt for Run<'_> {
+    fn keys_at(&self, i: usize) -> Option<u64> {
+        self.iter_from(i).next().map(|(k, _)| k)
+    }
+}
+
+proptest! {
+    #[test]
+    fn lookups_agree_with_the_model(model in table()) {
+        let a = Arrays::of(&model);
+        check_lookups(&model, a.run());
+    }
+
+    #[test]
+    fn merge_applies_changes_and_tombstones(
+        model in table(),
+        changes in prop::collection::btree_map(0u64..2_100, prop_oneof![Just(TOMB), 0u64..1 << 62], 0..600),
+        also_delete_existing in any::<bool>(),
+    ) {
+        let mut changes = changes;
+        if also_delete_existing {
+            for &k in model.keys().take(40) {
+                changes.insert(k, TOMB);
+            }
+        }
+        let a = Arrays::of(&model);
+        let mut want = model.clone();
+        for (&k, &v) in &changes {
+            if v == TOMB { want.remove(&k); } else { want.insert(k, v); }
+        }
+        let cap = model.len() + changes.len();
+        let (mut keys, mut vals) = (vec![0; cap], vec![0; cap]);
+        let n = merge(a.run(), changes.iter().map(|(&k, &v)| (k, v)), TOMB, &mut keys, &mut vals).unwrap();
+        keys.truncate(n);
+        vals.truncate(n);
+        let got: BTreeMap<u64, u64> = keys.iter().copied().zip(vals.iter().copied()).collect();
+        prop_assert_eq!(&got, &want);
+        prop_assert_eq!(n, want.len());
+        let mut fence = vec![0; fence_len(n)];
+        build_fence(&keys, &mut fence).unwrap();
+        check_lookups(&want, Run::new(&keys, &vals, &fence).unwrap());
+    }
+}
+
+#[test]
+fn merge_refuses_a_short_output_and_unsorted_changes() {
+    let model: BTreeMap<u64, u64> = (0..10).map(|k| (k * 2, k)).collect();
+    let a = Arrays::of(&model);
+    let (mut keys, mut vals) = (vec![0; 10], vec![0; 10]);
+    let one_more = [(1u64, 7u64)];
+    assert_eq!(
+        merge(a.run(), one_more.into_iter(), TOMB, &mut keys, &mut vals),
+        Err(RunError::TooSmall)
+    );
+    // A tombstone makes room: 10 - 1 + 1.
+    let swap = [(1u64, 7u64), (4, TOMB)];
+    assert_eq!(
+        merge(a.run(), swap.into_iter(), TOMB, &mut keys, &mut vals),
+        Ok(10)
+    );
+    let unsorted = [(5u64, 1u64), (3, 1)];
+    let (mut keys, mut vals) = (vec![0; 12], vec![0; 12]);
+    assert_eq!(
+        merge(a.run(), unsorted.into_iter(), TOMB, &mut keys, &mut vals),
+        Err(RunError::Malformed)
+    );
+}
+
+#[test]
+fn malformed_runs_are_refused() {
+    let keys = [1u64, 2, 2];
+    let vals = [0u64; 3];
+    assert_eq!(
+        Run::new(&keys, &vals, &[1]).unwrap_err(),
+        RunError::Malformed
+    );
+    let keys = [1u64, 2, 3];
+    assert!(Run::new(&keys, &vals, &[1]).is_ok());
+    assert_eq!(
+        Run::new(&keys, &vals, &[2]).unwrap_err(),
+        RunError::Malformed
+    );
+    assert_eq!(
+        Run::new(&keys, &vals[..2], &[1]).unwrap_err(),
+        RunError::Malformed
+    );
+    assert_eq!(
+        Run::new(&keys, &vals, &[]).unwrap_err(),
+        RunError::Malformed
+    );
+    let empty = Run::EMPTY;
+    assert_eq!(
+        (
+            empty.get(0),
+            empty.next_key(0, u64::MAX),
+            empty.lower_bound(5)
+        ),
+        (None, None, 0)
+    );
+}
