@@ -13,16 +13,19 @@
 //!         entry end-1. Every flush and FUA point if there are at most N (default 60), otherwise N evenly
 //!         spaced ones plus every FUA write to a keep-sector and the flush before it; always every mark.
 //!         Of points with no write between them (the same image) only the last is listed.
-//!     log-replay replay <log> <image> <from> <to> [--tear-last] [--lose-data-from SECTOR] [--copy-to OUT]
+//!     log-replay replay <log> <image> <from> <to> [--tear-last] [--lose-data-from SECTOR]
 //!         applies entries [from, to) to <image>. --tear-last writes only the first half of the last entry.
-//!         --copy-to: then copies <image> to OUT; with --tear-last <image> stops before the last entry and
-//!         only OUT gets it, torn (so that <image> can go on to later points).
 //!         --lose-data-from (a deliberately wrong replay, to prove the check can fail) drops writes at or above
 //!         SECTOR that the flush before the last FUA write (a commit) made durable, as if the target had not
 //!         flushed its data before committing.
-//!     log-replay check <unit_bytes> <device> <status> <loaded.list> <acked.list> <next.list> <acked.img> <next.img>
-//!         the oracle (`check`, `check_status`) for the target <device> loaded from a replayed spare: its
-//!         `dmsetup status` line and `list` output in files, its data read from the device.
+//!     log-replay images <log> <spec> <out> <size>
+//!         one spare image of <size> bytes per line of <spec> (`<end> <ack> <kind> [<label> [<sector>]]`, the
+//!         `points` output plus deliberately wrong replays), one after another in <out>: kind `torn` as above;
+//!         `lost-data` replays [0, end) from blank with --lose-data-from <sector>; `no-commit` replays
+//!         [0, end) from blank, to be judged as if operation <ack> (whose commit is entry <end>) was
+//!         acknowledged; anything else replays [0, end).
+//!     log-replay judge <spec> <status> <lists> <states> <unit_bytes> <size> <first_minor>
+//!         the oracle (`check`, `check_status`) for the targets loaded from those images, see `judge`.
 #![allow(
     clippy::print_stdout,
     clippy::arithmetic_side_effects,
@@ -143,7 +146,7 @@ impl Log {
     /// Applies entries [from, to) to `image`; see the module documentation for `tear_last` and `lose_from`.
     fn replay(
         &mut self,
-        image: &mut File,
+        image: &mut [u8],
         from: usize,
         to: usize,
         tear_last: bool,
@@ -156,7 +159,6 @@ impl Log {
             ));
         }
         let lost = lose_from.map_or(0..0, |_| lost_range(&self.entries[..to]));
-        let mut buf = Vec::new();
         for i in from..to {
             let e = self.entries[i].clone();
             if lost.contains(&i) && lose_from.is_some_and(|s| e.sector >= s) {
@@ -166,22 +168,85 @@ impl Log {
             if tear_last && i + 1 == to {
                 sectors /= 2;
             }
+            let at = (e.sector * self.sectorsize) as usize;
             let len = (sectors * self.sectorsize) as usize;
-            buf.resize(len, 0);
+            let dst = image
+                .get_mut(at..at + len)
+                .ok_or(format!("entry {i}: beyond the end of the image"))?;
             if e.writes_data() {
-                read_at(&mut self.file, e.data_at, &mut buf)?;
+                read_at(&mut self.file, e.data_at, dst)?;
             } else if e.flags & LOG_DISCARD != 0 {
-                buf.fill(0); // what a discarded range reads as is undefined: zeros will do
-            } else {
-                continue;
+                dst.fill(0); // what a discarded range reads as is undefined: zeros will do
             }
-            image
-                .seek(SeekFrom::Start(e.sector * self.sectorsize))
-                .and_then(|_| image.write_all(&buf))
-                .map_err(|err| format!("entry {i}: writing the image: {err}"))?;
         }
-        image.sync_all().map_err(|e| e.to_string())
+        Ok(())
     }
+
+    /// Writes the spare image of every line of `spec` (see `images` in the module documentation) to `out`,
+    /// one after another, each `size` bytes.
+    fn images(&mut self, spec: &[Spec], size: usize, out: &mut File) -> Result<(), String> {
+        let mut running = vec![0u8; size];
+        let mut cur = 0;
+        for (n, p) in spec.iter().enumerate() {
+            let image = match p.kind.as_str() {
+                "lost-data" | "no-commit" => {
+                    let mut img = vec![0u8; size];
+                    let lose = p.sector.filter(|_| p.kind == "lost-data");
+                    self.replay(&mut img, 0, p.end, false, lose)?;
+                    img
+                }
+                "torn" => {
+                    let whole = p.end.saturating_sub(1).max(cur);
+                    self.replay(&mut running, cur, whole, false, None)?;
+                    cur = whole;
+                    let mut img = running.clone();
+                    self.replay(&mut img, whole, p.end, true, None)?;
+                    img
+                }
+                _ => {
+                    self.replay(&mut running, cur, p.end, false, None)?;
+                    cur = p.end;
+                    running.clone()
+                }
+            };
+            out.seek(SeekFrom::Start((n * size) as u64))
+                .and_then(|_| out.write_all(&image))
+                .map_err(|e| format!("writing image {n}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// One line of an `images`/`judge` spec: `<end> <ack> <kind> [<label> [<sector>]]`.
+struct Spec {
+    end: usize,
+    ack: u64,
+    kind: String,
+    label: String,
+    sector: Option<u64>,
+}
+
+fn parse_spec(text: &str) -> Result<Vec<Spec>, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match (
+                f.first().and_then(|x| x.parse().ok()),
+                f.get(1).and_then(|x| x.parse().ok()),
+                f.get(2),
+            ) {
+                (Some(end), Some(ack), Some(kind)) => Ok(Spec {
+                    end,
+                    ack,
+                    kind: (*kind).to_string(),
+                    label: f.get(3).map_or(String::new(), |x| (*x).to_string()),
+                    sector: f.get(4).and_then(|x| x.parse().ok()),
+                }),
+                _ => Err(format!("bad spec line '{l}'")),
+            }
+        })
+        .collect()
 }
 
 /// The entries that the flush before the last FUA write made durable (those after the flush before it):
@@ -409,6 +474,83 @@ fn read_direct(path: &str, len: usize) -> Result<Vec<u8>, String> {
     Ok(buf[start..start + len].to_vec())
 }
 
+/// Judges the targets loaded from the spare images of `spec`: target n is `cr<n>`, device
+/// `/dev/dm-<first_minor + 2n + 1>`, its `list` output in `<lists>/<n>.list`; state k is `<states>/<k>.list`
+/// and the latest `<states>/<j>.img` with j <= k. Prints one line per verdict; `FAIL:` lines are failures:
+/// a violation at a replay point, or none at a deliberately wrong one (kinds `lost-data`, `no-commit`).
+fn judge(
+    spec: &[Spec],
+    status: &str,
+    lists: &str,
+    states: &str,
+    n: [usize; 3],
+) -> Result<bool, String> {
+    let [unit_bytes, size, first_minor] = n;
+    let state = |k: u64| -> Result<(Table, Vec<u8>), String> {
+        let list = read_file(&format!("{states}/{k}.list"))?;
+        let img = (0..=k)
+            .rev()
+            .find_map(|j| std::fs::read(format!("{states}/{j}.img")).ok())
+            .ok_or(format!("no image for state {k}"))?;
+        Ok((parse_list(&String::from_utf8_lossy(&list))?, img))
+    };
+    let (mut ok, mut points, mut torn, mut caught, mut sabotaged) = (true, 0, 0, 0, 0);
+    for (i, p) in spec.iter().enumerate() {
+        let name = format!("cr{i}: ");
+        let line = status.lines().find_map(|l| l.strip_prefix(&name));
+        let (acked, acked_img) = state(p.ack)?;
+        let (next, next_img) = state(p.ack + 1).or_else(|_| state(p.ack))?;
+        let bad = match line {
+            None => vec!["no target: the replayed spare was refused".to_string()],
+            Some(line) => {
+                let loaded = parse_list(&String::from_utf8_lossy(&read_file(&format!(
+                    "{lists}/{i}.list"
+                ))?))?;
+                let actual = read_direct(&format!("/dev/dm-{}", first_minor + 2 * i + 1), size)?;
+                let mut bad = check_status(line, loaded.len());
+                bad.extend(check(
+                    unit_bytes,
+                    &loaded,
+                    &acked,
+                    &next,
+                    [&actual, &acked_img, &next_img],
+                ));
+                bad
+            }
+        };
+        let at = format!(
+            "log entries 0..{} ({}, after operation {})",
+            p.end, p.kind, p.ack
+        );
+        match (p.kind.as_str(), bad.first()) {
+            ("lost-data" | "no-commit", Some(why)) => {
+                sabotaged += 1;
+                caught += 1;
+                println!("caught {} ({}, {at}): {why}", p.label, p.kind);
+            }
+            ("lost-data" | "no-commit", None) => {
+                sabotaged += 1;
+                ok = false;
+                println!("FAIL: the oracle accepted {} ({}, {at})", p.label, p.kind);
+            }
+            (kind, _) => {
+                if kind == "torn" {
+                    torn += 1;
+                } else {
+                    points += 1;
+                }
+                if !bad.is_empty() {
+                    ok = false;
+                    let shown: Vec<&str> = bad.iter().take(5).map(String::as_str).collect();
+                    println!("FAIL: {at}: {} violations: {}", bad.len(), shown.join("; "));
+                }
+            }
+        }
+    }
+    println!("judged {points} replay points and {torn} torn writes; caught {caught} of {sabotaged} wrong replays");
+    Ok(ok)
+}
+
 fn read_file(path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{path}: {e}"))
 }
@@ -456,61 +598,34 @@ fn run(args: &[String]) -> Result<bool, String> {
         }
         "replay" => {
             let mut log = Log::open(arg(1)?)?;
-            let open = |path: &str| {
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| format!("{path}: {e}"))
-            };
-            let mut image = open(arg(2)?)?;
+            let mut image = read_file(arg(2)?)?;
             let lose = option("--lose-data-from")
                 .map(|s| s.parse::<u64>().map_err(|_| format!("bad sector '{s}'")))
                 .transpose()?;
             let tear = args.iter().any(|a| a == "--tear-last");
-            let (from, to) = (num(3)?, num(4)?);
-            match option("--copy-to") {
-                None => log.replay(&mut image, from, to, tear, lose)?,
-                Some(copy) => {
-                    // The image advances to `to` (to `to - 1` if the last entry is torn: only the copy
-                    // gets the torn write), then the copy is made and gets the torn entry.
-                    let whole = if tear {
-                        to.saturating_sub(1).max(from)
-                    } else {
-                        to
-                    };
-                    log.replay(&mut image, from, whole, false, lose)?;
-                    std::fs::copy(arg(2)?, copy).map_err(|e| format!("{copy}: {e}"))?;
-                    let mut out = open(copy)?;
-                    log.replay(&mut out, whole, to, tear, lose)?;
-                }
-            }
+            log.replay(&mut image, num(3)?, num(4)?, tear, lose)?;
+            std::fs::write(arg(2)?, &image).map_err(|e| format!("{}: {e}", args[2]))?;
             Ok(true)
         }
-        "check" => {
-            let list = |i: usize| -> Result<Table, String> {
-                parse_list(&String::from_utf8_lossy(&read_file(arg(i)?)?))
-                    .map_err(|e| format!("{}: {e}", args[i]))
-            };
-            let (loaded, acked, next) = (list(4)?, list(5)?, list(6)?);
-            let (acked_img, next_img) = (read_file(arg(7)?)?, read_file(arg(8)?)?);
-            let actual = read_direct(arg(2)?, acked_img.len())?;
-            let status = String::from_utf8_lossy(&read_file(arg(3)?)?).into_owned();
-            let mut bad = check_status(&status, loaded.len());
-            bad.extend(check(
-                num(1)?,
-                &loaded,
-                &acked,
-                &next,
-                [&actual, &acked_img, &next_img],
-            ));
-            for b in bad.iter().take(20) {
-                println!("{b}");
-            }
-            if bad.len() > 20 {
-                println!("... {} violations in all", bad.len());
-            }
-            Ok(bad.is_empty())
+        "images" => {
+            let mut log = Log::open(arg(1)?)?;
+            let spec = parse_spec(&String::from_utf8_lossy(&read_file(arg(2)?)?))?;
+            let mut out = File::create(arg(3)?).map_err(|e| format!("{}: {e}", args[3]))?;
+            log.images(&spec, num(4)?, &mut out)?;
+            Ok(true)
+        }
+        "judge" => {
+            let spec = parse_spec(&String::from_utf8_lossy(&read_file(arg(1)?)?))?;
+            let status = String::from_utf8_lossy(&read_file(arg(2)?)?).into_owned();
+            let (lists, states) = (arg(3)?, arg(4)?);
+            let (unit_bytes, size, first_minor) = (num(5)?, num(6)?, num(7)?);
+            judge(
+                &spec,
+                &status,
+                lists,
+                states,
+                [unit_bytes, size, first_minor],
+            )
         }
         other => Err(format!("unknown command '{other}'")),
     }
