@@ -526,12 +526,12 @@ fn judge(
             ("lost-data" | "no-commit", Some(why)) => {
                 sabotaged += 1;
                 caught += 1;
-                println!("caught {} ({}, {at}): {why}", p.label, p.kind);
+                println!("caught {} ({at}): {why}", p.label);
             }
             ("lost-data" | "no-commit", None) => {
                 sabotaged += 1;
                 ok = false;
-                println!("FAIL: the oracle accepted {} ({}, {at})", p.label, p.kind);
+                println!("FAIL: the oracle accepted {} ({at})", p.label);
             }
             (kind, _) => {
                 if kind == "torn" {
