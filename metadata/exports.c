@@ -28,3 +28,6 @@ EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_close);
 int dm_remap_v4_metadata_commit(struct dm_remap_v4_md_store *store, const void *records, size_t n,
 				int (*table)(void *ctx, void *record), void *ctx, const char **error);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_commit);
+
+u64 dm_remap_v4_metadata_version(const struct dm_remap_v4_md_store *store);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_version);

@@ -196,6 +196,17 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_commit(
     }
 }
 
+/// The metadata version of the current superblock: it grows by one with every checkpoint.
+///
+/// # Safety
+///
+/// `store` must be a live handle not used concurrently (the core calls it under the lock it commits under).
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_version(store: *const OpenStore) -> u64 {
+    // SAFETY: live, and not written concurrently (caller's contract).
+    unsafe { &*store }.store.superblock().meta_version
+}
+
 /// Releases a handle from `dm_remap_v4_metadata_open()`; null is ignored.
 ///
 /// # Safety

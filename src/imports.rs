@@ -34,6 +34,7 @@ extern "C" {
         error: *mut *const c_char,
     ) -> c_int;
     fn dm_remap_v4_metadata_close(store: *mut c_void);
+    fn dm_remap_v4_metadata_version(store: *const c_void) -> u64;
     fn dm_remap_v4_metadata_commit(
         store: *mut c_void,
         records: *const RecordAbi,
@@ -160,6 +161,12 @@ impl Metadata {
                 static_message(msg, c"Cannot open the spare's metadata"),
             )),
         }
+    }
+
+    /// The metadata version of the current superblock (grows with every checkpoint).
+    pub(crate) fn version(&self) -> u64 {
+        // SAFETY: a live handle; `&self` excludes a concurrent commit (which takes `&mut self`).
+        unsafe { dm_remap_v4_metadata_version(self.0.as_ptr()) }
     }
 
     /// Commits `records` durably (returns once they are on stable media). When the journal is full the

@@ -89,6 +89,8 @@ pub(crate) struct Remapper {
     exhausted: AtomicBool,
     /// A metadata commit failed: the on-disk state is unknown, so nothing more is relocated.
     md_failed: AtomicBool,
+    /// The metadata version after the last commit (a checkpoint raises it), for `status` without the mutex.
+    md_version: AtomicU64,
 }
 
 /// A record for the metadata journal, stamped with the current time.
@@ -149,6 +151,11 @@ fn warn(args: core::fmt::Arguments<'_>) {
 }
 
 impl Remapper {
+    /// The metadata version after the last commit (`status`).
+    pub(crate) fn metadata_version(&self) -> u64 {
+        self.md_version.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn new(
         updates: Updates,
         md_report: OpenReport,
@@ -160,6 +167,7 @@ impl Remapper {
     ) -> impl PinInit<Self, Error> {
         let mut updates = updates;
         let (spare_used, _) = updates.pool.counts();
+        let md_version = updates.metadata.version();
         try_pin_init!(Self {
             updates <- kernel::new_mutex!(updates, "dm-remap-v4 updates"),
             md_report,
@@ -172,6 +180,7 @@ impl Remapper {
             spare_used: AtomicU64::new(spare_used),
             exhausted: AtomicBool::new(false),
             md_failed: AtomicBool::new(false),
+            md_version: AtomicU64::new(md_version),
         }? Error)
     }
 
@@ -269,7 +278,10 @@ impl Remapper {
             batch: &u.batch,
             added: 0,
         };
-        if let Err(e) = u.metadata.commit(&u.batch, &mut snapshot) {
+        let committed = u.metadata.commit(&u.batch, &mut snapshot);
+        self.md_version
+            .store(u.metadata.version(), Ordering::Relaxed);
+        if let Err(e) = committed {
             self.md_failed.store(true, Ordering::Relaxed);
             return Err(e);
         }

@@ -44,7 +44,11 @@ impl Base {
     }
 
     /// A base over sorted `keys`/`vals` (checked, once), with its fence built.
-    fn from_sorted(keys: KVVec<u64>, vals: KVVec<u64>) -> Result<Self> {
+    fn from_sorted(mut keys: KVVec<u64>, mut vals: KVVec<u64>) -> Result<Self> {
+        // Grown by doubling while loading: give back the slack (up to half of the memory). Failing to shrink
+        // only keeps the larger arrays.
+        let _ = keys.shrink_to(0, GFP_KERNEL);
+        let _ = vals.shrink_to(0, GFP_KERNEL);
         let mut fence = KVVec::new();
         fence.resize(sorted::fence_len(keys.len()), 0, GFP_KERNEL)?;
         sorted::build_fence(&keys, &mut fence).map_err(|_| EINVAL)?;

@@ -327,7 +327,7 @@ impl Target for RemapTarget {
             state: r.state(),
             metadata: r.metadata_health(),
             metadata_repaired: r.md_report.repaired,
-            metadata_version: r.md_report.meta_version,
+            metadata_version: r.metadata_version(),
             retries: r.retries,
             io: r.stats.snapshot(),
         };

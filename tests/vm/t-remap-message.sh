@@ -83,6 +83,7 @@ test_remap_with_a_full_journal_writes_a_checkpoint() {
 	assert_eq "remapped from the full journal" 126 "$(status_field r remapped)"
 	assert_eq "metadata version before" 1 "$(status_field r metadata_version)"
 	remap_msg r 7 >/dev/null || { fail "remap with a full journal"; return; }
+	assert_eq "live metadata version after the checkpoint" 2 "$(status_field r metadata_version)"
 	dmsetup remove r
 	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "recreate after the checkpoint"; return; }
 	assert_eq "remapped after the checkpoint" 127 "$(status_field r remapped)"
