@@ -2,27 +2,43 @@
 //!
 //! An XArray costs one 576-byte node per scattered entry and one allocation per insert, which made a table of
 //! 1,000,000 entries slow to load and far above the 32 bytes per entry the project promises. So the table
-//! keeps most entries in a sorted run, 16 bytes per entry plus a fence of every [`FENCE_STRIDE`]th key, built
+//! keeps most entries in a sorted run, 16 bytes per entry plus a two-level fence (half a byte per entry), built
 //! once at load and rebuilt by [`merge`] when enough changes have piled up; only recent changes live in an
 //! XArray. This file holds the run's lookups and the merge: pure functions on slices, the same code on the host
 //! and in the kernel, where the caller owns the memory and publishes runs under RCU.
 
-/// Keys per fence entry: a lookup binary-searches the fence (small enough to stay in cache), then one
-/// stride of keys.
+/// Keys per leaf: the last step of a lookup searches one leaf of keys, 128 bytes (two cache lines).
+pub const LEAF: usize = 16;
+/// Keys per stride: the top fence level holds every `FENCE_STRIDE`th key (small enough to stay in cache) and
+/// leads to the [`LEAF`]-spaced keys of one stride in the lower level, again 128 bytes.
 pub const FENCE_STRIDE: usize = 256;
 
-/// Fence entries a run of `len` keys needs.
+/// Fence words a run of `len` keys needs: the top level, then the lower level.
 pub const fn fence_len(len: usize) -> usize {
     len.div_ceil(FENCE_STRIDE)
+        .saturating_add(len.div_ceil(LEAF))
 }
 
-/// A sorted run, borrowed: `keys` strictly ascending, `vals[i]` the packed entry of `keys[i]`, and
-/// `fence[j] == keys[j * FENCE_STRIDE]`. [`Run::new`] checks all of it.
+/// A sorted run, borrowed: `keys` strictly ascending, `vals[i]` the packed entry of `keys[i]`, and `fence`
+/// the top level (`keys[j * FENCE_STRIDE]`) followed by the lower level (`keys[j * LEAF]`). A lookup thus
+/// reads a few cached fence words, 128 bytes of the lower level, 128 bytes of keys and one value, instead of
+/// a binary search's scattered cache lines. [`Run::new`] checks all of it.
 #[derive(Clone, Copy, Debug)]
 pub struct Run<'a> {
     keys: &'a [u64],
     vals: &'a [u64],
-    fence: &'a [u64],
+    /// `keys[j * FENCE_STRIDE]`.
+    top: &'a [u64],
+    /// `keys[j * LEAF]`.
+    lower: &'a [u64],
+}
+
+/// The two fence levels of a run of `len` keys, if `fence` has the right length.
+fn split_fence(fence: &[u64], len: usize) -> Option<(&[u64], &[u64])> {
+    if fence.len() != fence_len(len) {
+        return None;
+    }
+    fence.split_at_checked(len.div_ceil(FENCE_STRIDE))
 }
 
 /// Why a run or a merge was refused.
@@ -39,20 +55,24 @@ impl<'a> Run<'a> {
     pub const EMPTY: Run<'static> = Run {
         keys: &[],
         vals: &[],
-        fence: &[],
+        top: &[],
+        lower: &[],
     };
 
     /// A run over arrays that satisfy the invariants above (checked, in one pass).
     pub fn new(keys: &'a [u64], vals: &'a [u64], fence: &'a [u64]) -> Result<Self, RunError> {
+        let (top, lower) = split_fence(fence, keys.len()).ok_or(RunError::Malformed)?;
         let well_formed = keys.len() == vals.len()
-            && fence.len() == fence_len(keys.len())
             && keys.windows(2).all(|w| matches!(w, [a, b] if a < b))
-            && fence
-                .iter()
-                .zip(keys.iter().step_by(FENCE_STRIDE))
-                .all(|(f, k)| f == k);
+            && top.iter().eq(keys.iter().step_by(FENCE_STRIDE))
+            && lower.iter().eq(keys.iter().step_by(LEAF));
         if well_formed {
-            Ok(Self { keys, vals, fence })
+            Ok(Self {
+                keys,
+                vals,
+                top,
+                lower,
+            })
         } else {
             Err(RunError::Malformed)
         }
@@ -62,7 +82,13 @@ impl<'a> Run<'a> {
     /// [`Run::new`]). Not checked here: a lookup must not cost a pass over the table. Broken invariants give
     /// wrong answers, never undefined behaviour.
     pub fn new_unchecked(keys: &'a [u64], vals: &'a [u64], fence: &'a [u64]) -> Self {
-        Self { keys, vals, fence }
+        let (top, lower) = split_fence(fence, keys.len()).unwrap_or((&[], &[]));
+        Self {
+            keys,
+            vals,
+            top,
+            lower,
+        }
     }
 
     /// Entries in the run.
@@ -77,15 +103,18 @@ impl<'a> Run<'a> {
 
     /// Index of the first key `>= unit` (the run's length when there is none).
     pub fn lower_bound(&self, unit: u64) -> usize {
-        // The last stride whose first key is <= unit holds the answer, or it is the next stride's first key.
-        let stride = self.fence.partition_point(|&f| f <= unit).saturating_sub(1);
-        let start = stride.saturating_mul(FENCE_STRIDE).min(self.keys.len());
-        let end = start.saturating_add(FENCE_STRIDE).min(self.keys.len());
-        let within = self
-            .keys
-            .get(start..end)
-            .map_or(0, |s| s.partition_point(|&k| k < unit));
-        start.saturating_add(within)
+        // The last leaf whose first key is <= unit holds the answer, or it is the next leaf's first key. That
+        // leaf is in the last stride whose first key is <= unit.
+        let stride = self.top.partition_point(|&f| f <= unit).saturating_sub(1);
+        let leaves_per_stride = FENCE_STRIDE / LEAF;
+        let first_leaf = stride.saturating_mul(leaves_per_stride);
+        let leaf = first_leaf.saturating_add(
+            window(self.lower, first_leaf, leaves_per_stride)
+                .partition_point(|&f| f <= unit)
+                .saturating_sub(1),
+        );
+        let start = leaf.saturating_mul(LEAF).min(self.keys.len());
+        start.saturating_add(window(self.keys, start, LEAF).partition_point(|&k| k < unit))
     }
 
     /// The packed entry of `unit`, if the run has one.
@@ -113,12 +142,25 @@ impl<'a> Run<'a> {
     }
 }
 
+/// `len` items of `s` from `start`, fewer at its end.
+fn window(s: &[u64], start: usize, len: usize) -> &[u64] {
+    let start = start.min(s.len());
+    let end = start.saturating_add(len).min(s.len());
+    s.get(start..end).unwrap_or(&[])
+}
+
 /// Fills `fence` for `keys` (`fence.len()` must be `fence_len(keys.len())`).
 pub fn build_fence(keys: &[u64], fence: &mut [u64]) -> Result<(), RunError> {
     if fence.len() != fence_len(keys.len()) {
         return Err(RunError::Malformed);
     }
-    for (f, k) in fence.iter_mut().zip(keys.iter().step_by(FENCE_STRIDE)) {
+    let (top, lower) = fence
+        .split_at_mut_checked(keys.len().div_ceil(FENCE_STRIDE))
+        .ok_or(RunError::Malformed)?;
+    for (f, k) in top.iter_mut().zip(keys.iter().step_by(FENCE_STRIDE)) {
+        *f = *k;
+    }
+    for (f, k) in lower.iter_mut().zip(keys.iter().step_by(LEAF)) {
         *f = *k;
     }
     Ok(())

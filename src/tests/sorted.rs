@@ -133,26 +133,29 @@ fn merge_refuses_a_short_output_and_unsorted_changes() {
 
 #[test]
 fn malformed_runs_are_refused() {
-    let keys = [1u64, 2, 2];
     let vals = [0u64; 3];
-    assert_eq!(
-        Run::new(&keys, &vals, &[1]).unwrap_err(),
-        RunError::Malformed
-    );
-    let keys = [1u64, 2, 3];
-    assert!(Run::new(&keys, &vals, &[1]).is_ok());
-    assert_eq!(
-        Run::new(&keys, &vals, &[2]).unwrap_err(),
-        RunError::Malformed
-    );
-    assert_eq!(
-        Run::new(&keys, &vals[..2], &[1]).unwrap_err(),
-        RunError::Malformed
-    );
-    assert_eq!(
-        Run::new(&keys, &vals, &[]).unwrap_err(),
-        RunError::Malformed
-    );
+    let bad = |keys: &[u64], vals: &[u64], fence: &[u64]| {
+        assert_eq!(
+            Run::new(keys, vals, fence).unwrap_err(),
+            RunError::Malformed,
+            "{keys:?} {fence:?}"
+        );
+    };
+    // Three keys: one top fence word, one lower fence word, both the first key.
+    bad(&[1, 2, 2], &vals, &[1, 1]);
+    bad(&[1, 3, 2], &vals, &[1, 1]);
+    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1]).is_ok());
+    bad(&[1, 2, 3], &vals, &[2, 1]);
+    bad(&[1, 2, 3], &vals, &[1, 2]);
+    bad(&[1, 2, 3], &vals, &[1]);
+    bad(&[1, 2, 3], &vals[..2], &[1, 1]);
+    bad(&[1, 2, 3], &vals, &[]);
+    // 17 keys: the lower level has a second word, keys[16].
+    let keys: Vec<u64> = (0..17).map(|k| k * 3).collect();
+    let vals17 = [0u64; 17];
+    assert_eq!(fence_len(17), 3);
+    assert!(Run::new(&keys, &vals17, &[0, 0, 48]).is_ok());
+    bad(&keys, &vals17, &[0, 0, 45]);
     let empty = Run::EMPTY;
     assert_eq!(
         (
