@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod create;
+pub mod dm_ioctl;
 pub mod dmsetup;
 pub mod error;
 pub mod image;
