@@ -10,6 +10,7 @@ pub mod create;
 pub mod dm_ioctl;
 pub mod dmsetup;
 pub mod error;
+pub mod identity;
 pub mod image;
 pub mod inspect;
 pub mod list;
