@@ -247,8 +247,13 @@ pub fn device_at(roots: &Roots, path: &Path) -> Result<BlockDev, String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    read_device(roots, &real, &name, Some(path.to_path_buf()))
-        .ok_or_else(|| format!("{}: cannot read its size from {}", path.display(), real.display()))
+    read_device(roots, &real, &name, Some(path.to_path_buf())).ok_or_else(|| {
+        format!(
+            "{}: cannot read its size from {}",
+            path.display(),
+            real.display()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -324,7 +329,10 @@ pub(crate) mod tests {
         let b = normalize("loop", &format!("{long}y")).unwrap();
         assert_eq!(a.len(), MAIN_ID_MAX);
         assert_eq!(b.len(), MAIN_ID_MAX);
-        assert_ne!(a, b, "the hash tells long identifiers with a shared prefix apart");
+        assert_ne!(
+            a, b,
+            "the hash tells long identifiers with a shared prefix apart"
+        );
         assert!(a.starts_with("loop:/var/lib/images/xxx"));
         assert_eq!(a.as_bytes()[KEPT_PREFIX], b'~');
         // Stable across releases: the value is fixed by the algorithm.
@@ -361,13 +369,19 @@ pub(crate) mod tests {
         let vdb = s.disk("vdb", "254:16", 1000, 512);
         assert_eq!(main_id(&roots, &vdb, (254, 16)), None);
         s.write("udev/b254:16", "S:disk/by-id/x\nE:ID_SERIAL=QEMU_disk_1\n");
-        assert_eq!(main_id(&roots, &vdb, (254, 16)).unwrap(), "serial:QEMU_disk_1");
+        assert_eq!(
+            main_id(&roots, &vdb, (254, 16)).unwrap(),
+            "serial:QEMU_disk_1"
+        );
         let lo = s.disk("loop3", "7:3", 1000, 512);
         s.write(
             "sys/devices/virtual/block/loop3/loop/backing_file",
             "/srv/main a.img\n",
         );
-        assert_eq!(main_id(&roots, &lo, (7, 3)).unwrap(), "loop:/srv/main_a.img");
+        assert_eq!(
+            main_id(&roots, &lo, (7, 3)).unwrap(),
+            "loop:/srv/main_a.img"
+        );
         let dm = s.disk("dm-0", "253:0", 1000, 512);
         s.write("sys/devices/virtual/block/dm-0/dm/name", "dust\n");
         s.write("sys/devices/virtual/block/dm-0/dm/uuid", "\n");

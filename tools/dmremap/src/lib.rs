@@ -14,5 +14,6 @@ pub mod identity;
 pub mod image;
 pub mod inspect;
 pub mod list;
+pub mod scan;
 pub mod status;
 pub mod tabular;

@@ -1,0 +1,976 @@
+//! `dmremap scan`: find the spares of every setup by their superblocks, find each setup's main device, and
+//! judge with the `reassembly` crate (the kernel's own scoring code) whether the devices belong together.
+//!
+//! [`probe`] does the I/O (sysfs, superblock reads through the format crate); [`build`] is pure and turns
+//! what was found into [`Setup`]s, so the grouping and the choice of the main are tested without devices.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use dm_remap_v4_metadata::layout::SUPERBLOCK_COPIES;
+use dm_remap_v4_reassembly::score::{
+    IDENTIFIER_MATCH, IDENTIFIER_MISMATCH, IDENTIFIER_UNKNOWN, NO, YES,
+};
+use dm_remap_v4_reassembly::{
+    assess, calculate_confidence_score, summarize, Inputs, Reason, Verdict,
+};
+use serde::Serialize;
+
+use crate::identity::{self, BlockDev, Roots};
+use crate::image::FileIo;
+use crate::inspect::{self, Inspection, Unloadable};
+
+/// A device-mapper device holding a spare (the setup is active).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Kernel name (`dm-3`).
+    pub kernel: String,
+    /// Device-mapper name.
+    pub dm_name: Option<String>,
+    /// Kernel names of the devices its table uses.
+    pub slaves: Vec<String>,
+}
+
+/// A device whose superblock copies carry dm-remap-v4's magic.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The device.
+    pub device: BlockDev,
+    /// Its metadata, or why it does not load.
+    pub outcome: Result<Inspection, Unloadable>,
+    /// The devices holding it.
+    pub holders: Vec<Holder>,
+}
+
+/// How the main device was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MainMatch {
+    /// Size, block size and the recorded identifier match.
+    Match,
+    /// Size and block size match; no identifier to compare (none recorded, or none readable).
+    Unknown,
+    /// Size and block size match, the identifier differs: not this setup's main.
+    IdentifierMismatch,
+    /// Size matches, the logical block size differs.
+    BlockSizeMismatch,
+    /// The device the active table uses.
+    Active,
+}
+
+/// The main device of a setup, when one was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MainFound {
+    /// Node path.
+    pub device: String,
+    /// `major:minor`.
+    pub numbers: String,
+    /// Size in sectors.
+    pub sectors: u64,
+    /// Its identifier, if it has one.
+    pub main_id: Option<String>,
+    /// How it matched.
+    #[serde(rename = "match")]
+    pub how: MainMatch,
+}
+
+/// What the newest metadata records about the main device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedMain {
+    /// Size in sectors.
+    pub sectors: u64,
+    /// Logical block size in bytes.
+    pub logical_block_size: u32,
+    /// Identifier; empty when none was recorded.
+    pub main_id: String,
+}
+
+/// One spare of a setup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpareFound {
+    /// Its member index.
+    pub member_index: u32,
+    /// Node path.
+    pub device: String,
+    /// `major:minor`.
+    pub numbers: String,
+    /// Sequence number of its last commit.
+    pub last_seq: u64,
+    /// Its metadata version.
+    pub meta_version: u64,
+    /// Superblock copies that are current.
+    pub copies_current: u32,
+}
+
+/// What to do with a setup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// In use by a device-mapper device already: not assembled twice.
+    Active,
+    /// Complete and current: assemble.
+    Assemble,
+    /// Assemble; the kernel repairs what is behind (a superblock copy, a stale member).
+    Degraded,
+    /// Do not assemble.
+    Refuse,
+}
+
+/// One setup: its members, its main, the confidence and the decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setup {
+    /// Setup UUID.
+    pub uuid: String,
+    /// Assemble, degraded, refuse or active.
+    pub decision: Decision,
+    /// Why it is refused (one sentence), or `None`.
+    pub reason: Option<String>,
+    /// Device-mapper name of the device using it, when active.
+    pub active_as: Option<String>,
+    /// The reassembly crate's confidence score, 0..=100.
+    pub confidence: u8,
+    /// The threshold it was judged against.
+    pub threshold: u8,
+    /// The main device found, if any.
+    pub main: Option<MainFound>,
+    /// What the metadata records about the main.
+    pub recorded_main: RecordedMain,
+    /// Spares in the setup, from the newest metadata.
+    pub member_count: u32,
+    /// The spares found, by member index (a duplicated index is listed twice).
+    pub spares: Vec<SpareFound>,
+    /// What is missing: `main`, `spare <n>`.
+    pub missing: Vec<String>,
+    /// Other findings, one sentence each.
+    pub notes: Vec<String>,
+    /// The inputs given to the scoring code.
+    #[serde(skip)]
+    pub inputs: Inputs,
+}
+
+impl Setup {
+    /// Whether `assemble` may create it.
+    pub fn assemblable(&self) -> bool {
+        matches!(self.decision, Decision::Assemble | Decision::Degraded)
+    }
+}
+
+/// A device with dm-remap-v4 magic whose metadata does not load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unusable {
+    /// Node path.
+    pub device: String,
+    /// Why, in one sentence.
+    pub reason: String,
+}
+
+/// Everything a scan found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scan {
+    /// The setups, by UUID.
+    pub setups: Vec<Setup>,
+    /// Devices with dm-remap-v4 magic but no loadable metadata.
+    pub unusable: Vec<Unusable>,
+}
+
+/// Whether `device`'s superblock copies carry dm-remap-v4's magic (valid, corrupt or newer-format copies);
+/// blank and foreign ones do not. Read errors count as no magic: the device is left alone.
+fn has_magic(io: &mut FileIo) -> bool {
+    inspect::raw_copies(io)
+        .iter()
+        .any(|c| !matches!(c.status, "blank" | "foreign" | "unreadable"))
+}
+
+/// The device-mapper devices holding `dev`, from sysfs.
+fn holders(roots: &Roots, dev: &BlockDev) -> Vec<Holder> {
+    dev.holders
+        .iter()
+        .map(|h| {
+            let dir = roots.sys.join("class/block").join(h);
+            let dm_name = std::fs::read_to_string(dir.join("dm/name"))
+                .ok()
+                .map(|s| s.trim().to_owned());
+            let slaves = std::fs::read_dir(dir.join("slaves"))
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Holder {
+                kernel: h.clone(),
+                dm_name,
+                slaves,
+            }
+        })
+        .collect()
+}
+
+/// Reads the superblocks of `devices`; returns the devices carrying dm-remap-v4 metadata, and the ones that
+/// could not be opened (with the reason). Opening is read-only with `O_DIRECT`, as `inspect` does.
+pub fn probe(roots: &Roots, devices: &[BlockDev]) -> (Vec<Probe>, Vec<(String, String)>) {
+    let mut found = Vec::new();
+    let mut failed = Vec::new();
+    for d in devices {
+        let mut io = match FileIo::open_read_only(&d.path) {
+            Ok(io) => io,
+            Err(e) => {
+                failed.push((d.display(), e.message));
+                continue;
+            }
+        };
+        if !has_magic(&mut io) {
+            continue;
+        }
+        let size = io.sectors();
+        found.push(Probe {
+            device: d.clone(),
+            outcome: inspect::inspect(&mut io, Some(size)),
+            holders: holders(roots, d),
+        });
+    }
+    (found, failed)
+}
+
+/// The devices to look at: every block device, or the ones named.
+pub fn devices(roots: &Roots, named: &[impl AsRef<Path>]) -> Result<Vec<BlockDev>, String> {
+    if named.is_empty() {
+        return Ok(identity::all_devices(roots));
+    }
+    named
+        .iter()
+        .map(|p| identity::device_at(roots, p.as_ref()))
+        .collect()
+}
+
+/// The main candidates' ranking for one setup (see [`choose_main`]).
+enum MainChoice {
+    One(BlockDev, MainMatch),
+    Ambiguous(Vec<BlockDev>),
+    Missing,
+}
+
+/// Picks the main device for `recorded` among `free` devices (not holding metadata, not in use): the same
+/// size and logical block size, and the recorded identifier when one was recorded. A device of the right
+/// size whose identifier differs is reported as such (the scoring code vetoes it) rather than as missing,
+/// so that a spare offered with the wrong main is refused with the reason.
+fn choose_main(recorded: &RecordedMain, free: &[&BlockDev]) -> MainChoice {
+    let sized: Vec<&BlockDev> = free
+        .iter()
+        .copied()
+        .filter(|d| d.sectors == recorded.sectors)
+        .collect();
+    let good: Vec<&BlockDev> = sized
+        .iter()
+        .copied()
+        .filter(|d| d.logical_block_size == recorded.logical_block_size)
+        .collect();
+    let pick = |v: Vec<&BlockDev>, how: MainMatch| match v.as_slice() {
+        [] => None,
+        [one] => Some(MainChoice::One((*one).clone(), how)),
+        more => Some(MainChoice::Ambiguous(
+            more.iter().map(|d| (*d).clone()).collect(),
+        )),
+    };
+    let recorded_id = (!recorded.main_id.is_empty()).then_some(recorded.main_id.as_str());
+    if let Some(id) = recorded_id {
+        let same: Vec<&BlockDev> = good
+            .iter()
+            .copied()
+            .filter(|d| d.main_id.as_deref() == Some(id))
+            .collect();
+        if let Some(c) = pick(same, MainMatch::Match) {
+            return c;
+        }
+    }
+    // No identifier to compare: one on neither side, or the device reports none today.
+    let unknown: Vec<&BlockDev> = good
+        .iter()
+        .copied()
+        .filter(|d| recorded_id.is_none() || d.main_id.is_none())
+        .collect();
+    if let Some(c) = pick(unknown, MainMatch::Unknown) {
+        return c;
+    }
+    if let Some(d) = good.first() {
+        return MainChoice::One((*d).clone(), MainMatch::IdentifierMismatch);
+    }
+    if let Some(d) = sized.first() {
+        return MainChoice::One((*d).clone(), MainMatch::BlockSizeMismatch);
+    }
+    MainChoice::Missing
+}
+
+fn main_found(d: &BlockDev, how: MainMatch) -> MainFound {
+    MainFound {
+        device: d.display(),
+        numbers: d.numbers(),
+        sectors: d.sectors,
+        main_id: d.main_id.clone(),
+        how,
+    }
+}
+
+fn describe_recorded(r: &RecordedMain) -> String {
+    let id = if r.main_id.is_empty() {
+        String::new()
+    } else {
+        format!(" and identifier {}", r.main_id)
+    };
+    format!(
+        "{} sectors, logical block size {}{id}",
+        r.sectors, r.logical_block_size
+    )
+}
+
+/// Groups the probes by setup UUID, finds each setup's main among `devices` and judges it against
+/// `threshold`; `now` is the current time in seconds since the epoch (for the metadata's age).
+pub fn build(probes: &[Probe], devices: &[BlockDev], threshold: u8, now: u64) -> Scan {
+    let mut unusable = Vec::new();
+    let mut groups: BTreeMap<String, Vec<(&Probe, &Inspection)>> = BTreeMap::new();
+    for p in probes {
+        match &p.outcome {
+            Ok(i) => groups
+                .entry(i.superblock.uuid.clone())
+                .or_default()
+                .push((p, i)),
+            Err(u) => unusable.push(Unusable {
+                device: p.device.display(),
+                reason: u.message(),
+            }),
+        }
+    }
+    // Devices that cannot be a main: the spares, whatever holds a spare (the dm-remap devices themselves),
+    // and anything in use (held by a device-mapper table or an md array).
+    let ours: BTreeSet<&str> = probes.iter().map(|p| p.device.name.as_str()).collect();
+    let holding: BTreeSet<&str> = probes
+        .iter()
+        .flat_map(|p| p.holders.iter().map(|h| h.kernel.as_str()))
+        .collect();
+    let free: Vec<&BlockDev> = devices
+        .iter()
+        .filter(|d| {
+            !ours.contains(d.name.as_str())
+                && !holding.contains(d.name.as_str())
+                && d.holders.is_empty()
+        })
+        .collect();
+    let setups = groups
+        .into_iter()
+        .map(|(uuid, members)| judge(uuid, &members, &free, devices, threshold, now))
+        .collect();
+    Scan { setups, unusable }
+}
+
+/// Judges one setup (see [`build`]).
+fn judge(
+    uuid: String,
+    members: &[(&Probe, &Inspection)],
+    free: &[&BlockDev],
+    devices: &[BlockDev],
+    threshold: u8,
+    now: u64,
+) -> Setup {
+    let mut notes = Vec::new();
+    let mut refusal: Option<String> = None;
+    // The newest member's superblock speaks for the setup (every spare holds the whole metadata).
+    let newest = members
+        .iter()
+        .max_by_key(|(_, i)| (i.load.last_seq, i.superblock.meta_version))
+        .map(|(_, i)| *i);
+    let Some(newest) = newest else {
+        // `build` makes groups from members only; an empty one cannot occur, but is refused if it did.
+        return empty_setup(uuid, threshold);
+    };
+    let sb = &newest.superblock;
+    let recorded = RecordedMain {
+        sectors: sb.main_sectors,
+        logical_block_size: sb.main_logical_block_size,
+        main_id: sb.main_id.clone(),
+    };
+    let member_count = sb.member_count;
+
+    let mut spares: Vec<SpareFound> = members
+        .iter()
+        .map(|(p, i)| SpareFound {
+            member_index: i.superblock.member_index,
+            device: p.device.display(),
+            numbers: p.device.numbers(),
+            last_seq: i.load.last_seq,
+            meta_version: i.superblock.meta_version,
+            copies_current: u32::try_from(
+                i.copies.iter().filter(|c| c.status == "current").count(),
+            )
+            .unwrap_or(0),
+        })
+        .collect();
+    spares.sort_by(|a, b| (a.member_index, &a.device).cmp(&(b.member_index, &b.device)));
+
+    for (p, i) in members {
+        let s = &i.superblock;
+        if s.member_count != member_count
+            || s.main_sectors != recorded.sectors
+            || s.main_logical_block_size != recorded.logical_block_size
+            || s.main_id != recorded.main_id
+        {
+            let msg = format!(
+                "spare {} disagrees with the newest metadata about the setup (member count or main device)",
+                p.device.display()
+            );
+            refusal.get_or_insert_with(|| msg.clone());
+            notes.push(msg);
+        }
+    }
+    let mut by_index: BTreeMap<u32, Vec<&SpareFound>> = BTreeMap::new();
+    for s in &spares {
+        by_index.entry(s.member_index).or_default().push(s);
+    }
+    for (index, list) in &by_index {
+        if let [first, second, ..] = list.as_slice() {
+            let msg = format!(
+                "{} and {} both hold spare {index} of this setup (is one a copy of the other?); detach the \
+                 wrong one",
+                first.device, second.device
+            );
+            refusal.get_or_insert_with(|| msg.clone());
+            notes.push(msg);
+        }
+    }
+    let mut missing: Vec<String> = (0..member_count)
+        .filter(|i| !by_index.contains_key(i))
+        .map(|i| format!("spare {i}"))
+        .collect();
+
+    // Active: a device-mapper device holds a spare; its table's other device is the main.
+    let holder = members.iter().find_map(|(p, _)| p.holders.first());
+    let spare_names: BTreeSet<&str> = members
+        .iter()
+        .map(|(p, _)| p.device.name.as_str())
+        .collect();
+    let (main, how) = if let Some(h) = holder {
+        let main = h
+            .slaves
+            .iter()
+            .find(|s| !spare_names.contains(s.as_str()))
+            .and_then(|s| devices.iter().find(|d| &d.name == s));
+        (
+            main.map(|d| main_found(d, MainMatch::Active)),
+            MainMatch::Active,
+        )
+    } else {
+        match choose_main(&recorded, free) {
+            MainChoice::One(d, how) => (Some(main_found(&d, how)), how),
+            MainChoice::Ambiguous(list) => {
+                let names: Vec<String> = list.iter().map(BlockDev::display).collect();
+                let msg = format!(
+                    "several devices could be the main ({}): same size and no identifier tells them apart; \
+                     name the right devices (dmremap assemble --device ...)",
+                    names.join(", ")
+                );
+                refusal.get_or_insert_with(|| msg.clone());
+                notes.push(msg);
+                (None, MainMatch::Unknown)
+            }
+            MainChoice::Missing => {
+                missing.insert(0, "main".into());
+                (None, MainMatch::Unknown)
+            }
+        }
+    };
+
+    // The reassembly crate's inputs. Members are the main and the spares; the main holds no metadata and
+    // is current by definition, so it counts as at the highest sequence when found.
+    let distinct: Vec<&SpareFound> = by_index
+        .values()
+        .filter_map(|v| v.first().copied())
+        .collect();
+    let seqs: Vec<u64> = distinct.iter().map(|s| s.last_seq).collect();
+    let summary = summarize(&seqs);
+    let main_present = main.is_some();
+    let spares_found = u32::try_from(distinct.len()).unwrap_or(u32::MAX);
+    let newest_record = newest.entries.iter().map(|e| e.timestamp).max();
+    let inputs = Inputs {
+        highest_sequence: summary.map_or(0, |s| s.highest),
+        max_sequence_lag: summary.map_or(0, |s| s.max_lag),
+        // The format keeps no commit time; the newest entry's timestamp is the best evidence of age, and a
+        // setup without entries counts as fresh.
+        age_seconds: newest_record.map_or(0, |t| now.saturating_sub(t)),
+        copies_valid: distinct.iter().map(|s| s.copies_current).sum(),
+        copies_total: spares_found.saturating_mul(SUPERBLOCK_COPIES as u32),
+        members_found: spares_found.saturating_add(u32::from(main_present)),
+        members_expected: member_count.saturating_add(1),
+        members_at_highest: summary
+            .map_or(0, |s| s.at_highest)
+            .saturating_add(u32::from(main_present)),
+        main_size_matches: YES,
+        main_block_size_matches: if how == MainMatch::BlockSizeMismatch {
+            NO
+        } else {
+            YES
+        },
+        main_identifier: match how {
+            MainMatch::Match => IDENTIFIER_MATCH,
+            MainMatch::IdentifierMismatch => IDENTIFIER_MISMATCH,
+            MainMatch::Active if !recorded.main_id.is_empty() => IDENTIFIER_MATCH,
+            _ => IDENTIFIER_UNKNOWN,
+        },
+        uuid_agree: YES,
+        // The format records no shutdown state yet: never claimed clean (costs 5 points).
+        clean_shutdown: NO,
+        reserved: [0; 3],
+    };
+    let confidence = calculate_confidence_score(&inputs);
+    let verdict = assess(&inputs, threshold);
+
+    let found_id = main
+        .as_ref()
+        .map(|m| m.main_id.clone().unwrap_or_else(|| "none".into()))
+        .unwrap_or_default();
+    let detail = |r: Reason| -> String {
+        match r {
+            Reason::MainIdentifierMismatch => format!(
+                "{}: recorded {}, {} has {found_id}",
+                r.message(),
+                recorded.main_id,
+                main.as_ref().map_or(String::new(), |m| m.device.clone())
+            ),
+            Reason::MainBlockSizeMismatch => format!(
+                "{}: recorded {} bytes, {} differs",
+                r.message(),
+                recorded.logical_block_size,
+                main.as_ref().map_or(String::new(), |m| m.device.clone())
+            ),
+            Reason::MemberMissing => format!("{}: {}", r.message(), missing.join(", ")),
+            _ => r.message().to_owned(),
+        }
+    };
+
+    let active_as = holder.map(|h| h.dm_name.clone().unwrap_or_else(|| h.kernel.clone()));
+    let (decision, reason) = if active_as.is_some() {
+        (Decision::Active, None)
+    } else if let Some(r) = refusal {
+        (Decision::Refuse, Some(r))
+    } else if let Verdict::Refuse(r) = verdict {
+        (Decision::Refuse, Some(detail(r)))
+    } else if missing.first().map(String::as_str) == Some("main") {
+        (
+            Decision::Refuse,
+            Some(format!(
+                "{}: main device not found (no free block device of {})",
+                Reason::MemberMissing.message(),
+                describe_recorded(&recorded)
+            )),
+        )
+    } else if !missing.is_empty() {
+        // The scoring code may call this degraded, but the target needs every spare to serve the remaps.
+        (
+            Decision::Refuse,
+            Some(format!(
+                "{}: {} not found, and the target needs every spare of the setup",
+                Reason::MemberMissing.message(),
+                missing.join(", ")
+            )),
+        )
+    } else if verdict == Verdict::Degraded {
+        (Decision::Degraded, None)
+    } else {
+        (Decision::Assemble, None)
+    };
+    if verdict == Verdict::Degraded && decision == Decision::Degraded {
+        notes.push(
+            "degraded: a superblock copy is not current or a spare is behind; the kernel repairs the copies \
+             when it loads the table"
+                .into(),
+        );
+    }
+    Setup {
+        uuid,
+        decision,
+        reason,
+        active_as,
+        confidence,
+        threshold,
+        main,
+        recorded_main: recorded,
+        member_count,
+        spares,
+        missing,
+        notes,
+        inputs,
+    }
+}
+
+fn empty_setup(uuid: String, threshold: u8) -> Setup {
+    Setup {
+        uuid,
+        decision: Decision::Refuse,
+        reason: Some(Reason::NoMembers.message().into()),
+        active_as: None,
+        confidence: 0,
+        threshold,
+        main: None,
+        recorded_main: RecordedMain {
+            sectors: 0,
+            logical_block_size: 0,
+            main_id: String::new(),
+        },
+        member_count: 0,
+        spares: Vec::new(),
+        missing: Vec::new(),
+        notes: Vec::new(),
+        inputs: Inputs::default(),
+    }
+}
+
+fn decision_name(d: &Decision) -> &'static str {
+    match d {
+        Decision::Active => "active",
+        Decision::Assemble => "assemble",
+        Decision::Degraded => "degraded",
+        Decision::Refuse => "refuse",
+    }
+}
+
+fn match_name(m: MainMatch) -> &'static str {
+    match m {
+        MainMatch::Match => "identifier matches",
+        MainMatch::Unknown => "no identifier to compare",
+        MainMatch::IdentifierMismatch => "IDENTIFIER DIFFERS",
+        MainMatch::BlockSizeMismatch => "LOGICAL BLOCK SIZE DIFFERS",
+        MainMatch::Active => "in the active table",
+    }
+}
+
+/// The human report: a paragraph per setup, then the devices that do not load.
+pub fn render_human(scan: &Scan) -> String {
+    let mut out = String::new();
+    if scan.setups.is_empty() && scan.unusable.is_empty() {
+        out.push_str("no dm-remap-v4 spares found\n");
+    }
+    for s in &scan.setups {
+        let _ = writeln!(out, "setup {}", s.uuid);
+        let verdict = match (&s.decision, &s.reason, &s.active_as) {
+            (Decision::Active, _, Some(name)) => format!("active as {name} (not assembled again)"),
+            (d, Some(r), _) => format!("{}: {r}", decision_name(d)),
+            (d, None, _) => decision_name(d).to_owned(),
+        };
+        let _ = writeln!(out, "  verdict:     {verdict}");
+        let _ = writeln!(
+            out,
+            "  confidence:  {} (threshold {})",
+            s.confidence, s.threshold
+        );
+        match &s.main {
+            Some(m) => {
+                let id = m.main_id.as_deref().unwrap_or("no identifier");
+                let _ = writeln!(
+                    out,
+                    "  main:        {} ({}, {} sectors, {id}: {})",
+                    m.device,
+                    m.numbers,
+                    m.sectors,
+                    match_name(m.how)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  main:        missing (recorded: {})",
+                    describe_recorded(&s.recorded_main)
+                );
+            }
+        }
+        for sp in &s.spares {
+            let _ = writeln!(
+                out,
+                "  spare {}:     {} ({}, last commit {}, {}/{} superblock copies current)",
+                sp.member_index,
+                sp.device,
+                sp.numbers,
+                sp.last_seq,
+                sp.copies_current,
+                SUPERBLOCK_COPIES
+            );
+        }
+        for m in s.missing.iter().filter(|m| m.starts_with("spare")) {
+            let _ = writeln!(out, "  {m}:     missing");
+        }
+        if !s.missing.is_empty() {
+            let _ = writeln!(out, "  missing:     {}", s.missing.join(", "));
+        }
+        for n in &s.notes {
+            let _ = writeln!(out, "  note:        {n}");
+        }
+    }
+    for u in &scan.unusable {
+        let _ = writeln!(out, "unusable {}: {}", u.device, u.reason);
+    }
+    out
+}
+
+/// `--json`: one object, `{"setups": [...], "unusable": [...]}`.
+pub fn render_json(scan: &Scan) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(scan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::tests::image;
+    use dm_remap_v4_metadata::layout::{Layout, BLOCK_SIZE};
+    use dm_remap_v4_metadata::superblock::MainIdentity;
+    use dm_remap_v4_metadata::{EntryState, FormatParams, Record, Store};
+    use std::path::PathBuf;
+
+    const NOW: u64 = 1_700_000_100;
+
+    fn dev(name: &str, minor: u32, sectors: u64, id: Option<&str>) -> BlockDev {
+        BlockDev {
+            name: name.into(),
+            path: PathBuf::from(format!("/dev/{name}")),
+            dev: (7, minor),
+            sectors,
+            logical_block_size: 512,
+            holders: Vec::new(),
+            slaves: Vec::new(),
+            dm_name: None,
+            main_id: id.map(str::to_owned),
+        }
+    }
+
+    /// A spare of setup `uuid` (one byte repeated), member `index` of `count`, for a main of `sectors` with
+    /// identifier `id`, holding `commits` one-record commits.
+    fn spare(
+        name: &str,
+        minor: u32,
+        uuid: u8,
+        index: u32,
+        count: u32,
+        sectors: u64,
+        id: &str,
+        commits: u64,
+    ) -> Probe {
+        let mut io = crate::image::MemIo::blank(8192);
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let mut main_id = [0u8; 64];
+        main_id[..id.len()].copy_from_slice(id.as_bytes());
+        let params = FormatParams {
+            uuid: [uuid; 16],
+            member_index: index,
+            member_count: count,
+            main: MainIdentity {
+                sectors,
+                logical_block_size: 512,
+                id: main_id,
+            },
+            spare_sectors: 8192,
+            unit_sectors: 1,
+            layout: Layout::for_spare(8192, 1).unwrap(),
+        };
+        let mut store = Store::format(&mut io, &mut buf, &params, 7).unwrap();
+        for n in 0..commits {
+            let r = Record {
+                main_unit: n,
+                spare_index: index,
+                spare_unit: n,
+                state: EntryState::Active,
+                timestamp: 1_700_000_000,
+            };
+            store.commit(&mut io, &mut buf, &[r]).unwrap();
+        }
+        Probe {
+            device: dev(name, minor, 8192, None),
+            outcome: inspect::inspect(&mut io, Some(8192)),
+            holders: Vec::new(),
+        }
+    }
+
+    fn only(scan: &Scan) -> &Setup {
+        assert_eq!(scan.setups.len(), 1, "{scan:?}");
+        &scan.setups[0]
+    }
+
+    #[test]
+    fn two_setups_with_equal_mains_are_told_apart_by_identifier() {
+        let probes = vec![
+            spare("loop5", 5, 0xaa, 0, 1, 65536, "loop:/x/a.img", 2),
+            spare("loop1", 1, 0xbb, 0, 1, 65536, "loop:/x/b.img", 1),
+        ];
+        let devices = vec![
+            dev("loop0", 0, 65536, Some("loop:/x/b.img")),
+            probes[1].device.clone(),
+            dev("loop2", 2, 32768, Some("loop:/x/other.img")),
+            dev("loop3", 3, 65536, Some("loop:/x/a.img")),
+            probes[0].device.clone(),
+        ];
+        let scan = build(&probes, &devices, 70, NOW);
+        assert_eq!(scan.setups.len(), 2);
+        let a = &scan.setups[0];
+        assert_eq!(a.uuid, "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa");
+        assert_eq!(a.decision, Decision::Assemble, "{a:?}");
+        let m = a.main.as_ref().unwrap();
+        assert_eq!((m.device.as_str(), m.how), ("/dev/loop3", MainMatch::Match));
+        assert_eq!(a.spares.len(), 1);
+        assert_eq!(a.spares[0].device, "/dev/loop5");
+        assert_eq!(a.spares[0].last_seq, 2);
+        // Everything present and current, identifier matches; no clean-shutdown record: 100 - 5.
+        assert_eq!(a.confidence, 95);
+        let b = &scan.setups[1];
+        assert_eq!(b.main.as_ref().unwrap().device, "/dev/loop0");
+        assert_eq!(b.decision, Decision::Assemble);
+        assert!(render_human(&scan).contains(
+            "main:        /dev/loop3 (7:3, 65536 sectors, loop:/x/a.img: identifier matches)"
+        ));
+    }
+
+    #[test]
+    fn a_spare_offered_with_another_setups_main_is_refused() {
+        let probes = vec![spare("loop5", 5, 0xaa, 0, 1, 65536, "loop:/x/a.img", 1)];
+        let devices = vec![dev("loop0", 0, 65536, Some("loop:/x/b.img"))];
+        let s = build(&probes, &devices, 70, NOW);
+        let s = only(&s);
+        assert_eq!(s.decision, Decision::Refuse);
+        assert_eq!(s.confidence, 0, "a veto");
+        assert_eq!(s.main.as_ref().unwrap().how, MainMatch::IdentifierMismatch);
+        let r = s.reason.as_deref().unwrap();
+        assert!(r.starts_with("main device WWN/serial differs from the recorded one: recorded loop:/x/a.img, /dev/loop0 has loop:/x/b.img"), "{r}");
+    }
+
+    #[test]
+    fn missing_main_and_missing_spare_are_reported_and_refused() {
+        let probes = vec![spare("loop5", 5, 0xaa, 0, 2, 65536, "loop:/x/a.img", 1)];
+        let devices = vec![dev("loop3", 3, 65536, Some("loop:/x/a.img"))];
+        let s = build(&probes, &devices, 70, NOW);
+        let s = only(&s);
+        assert_eq!(s.missing, ["spare 1"]);
+        assert_eq!(s.decision, Decision::Refuse);
+        // 30 copies + 20 members + 6 agreement + 10 lag + 10 id + 0 clean + 5 age: above 70, yet refused.
+        assert_eq!(s.confidence, 81);
+        assert!(s
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("member missing: spare 1 not found"));
+        assert!(render_human(&build(&probes, &devices, 70, NOW)).contains("  spare 1:     missing"));
+
+        let s = build(&probes, &[], 70, NOW);
+        let s = only(&s);
+        assert_eq!(s.missing, ["main", "spare 1"]);
+        assert!(s.main.is_none());
+        assert_eq!(s.decision, Decision::Refuse);
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("member missing: main, spare 1"),
+            "below the threshold: the crate's reason"
+        );
+    }
+
+    #[test]
+    fn a_complete_two_spare_setup_assembles_and_a_stale_one_is_degraded() {
+        let probes = vec![
+            spare("loop6", 6, 0xaa, 1, 2, 65536, "", 3),
+            spare("loop5", 5, 0xaa, 0, 2, 65536, "", 3),
+        ];
+        let devices = vec![dev("loop3", 3, 65536, None)];
+        let s = build(&probes, &devices, 70, NOW);
+        let s = only(&s);
+        assert_eq!(s.decision, Decision::Assemble, "{s:?}");
+        assert_eq!(s.main.as_ref().unwrap().how, MainMatch::Unknown);
+        assert_eq!(
+            s.spares
+                .iter()
+                .map(|x| (x.member_index, x.device.as_str()))
+                .collect::<Vec<_>>(),
+            [(0, "/dev/loop5"), (1, "/dev/loop6")]
+        );
+        assert_eq!(s.confidence, 85, "no identifier: 10 points fewer");
+        let stale = vec![
+            spare("loop6", 6, 0xaa, 1, 2, 65536, "", 2),
+            spare("loop5", 5, 0xaa, 0, 2, 65536, "", 3),
+        ];
+        let s = build(&stale, &devices, 70, NOW);
+        assert_eq!(only(&s).decision, Decision::Degraded);
+        assert_eq!(only(&s).inputs.max_sequence_lag, 1);
+        // A higher threshold refuses it, with the first deficiency as the reason.
+        let s = build(&stale, &devices, 90, NOW);
+        assert_eq!(only(&s).decision, Decision::Refuse);
+        assert_eq!(only(&s).reason.as_deref(), Some("member metadata is stale"));
+    }
+
+    #[test]
+    fn ambiguous_mains_duplicates_and_active_setups() {
+        let probes = vec![spare("loop5", 5, 0xaa, 0, 1, 65536, "", 1)];
+        let devices = vec![dev("loop3", 3, 65536, None), dev("loop4", 4, 65536, None)];
+        let s = build(&probes, &devices, 70, NOW);
+        assert_eq!(only(&s).decision, Decision::Refuse);
+        assert!(only(&s)
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("several devices could be the main (/dev/loop3, /dev/loop4)"));
+
+        // A held device is not free: the other one is the main.
+        let mut held = devices.clone();
+        held[0].holders = vec!["dm-0".into()];
+        assert_eq!(
+            only(&build(&probes, &held, 70, NOW))
+                .main
+                .as_ref()
+                .unwrap()
+                .device,
+            "/dev/loop4"
+        );
+
+        let dup = vec![
+            spare("loop5", 5, 0xaa, 0, 1, 65536, "", 1),
+            spare("loop6", 6, 0xaa, 0, 1, 65536, "", 1),
+        ];
+        let s = build(&dup, &devices[..1], 70, NOW);
+        assert!(only(&s)
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("both hold spare 0"));
+
+        let mut active = probes.clone();
+        active[0].holders = vec![Holder {
+            kernel: "dm-1".into(),
+            dm_name: Some("r0".into()),
+            slaves: vec!["loop3".into(), "loop5".into()],
+        }];
+        let s = build(&active, &devices, 70, NOW);
+        let s = only(&s);
+        assert_eq!(s.decision, Decision::Active);
+        assert_eq!(s.active_as.as_deref(), Some("r0"));
+        assert_eq!(s.main.as_ref().unwrap().device, "/dev/loop3");
+        assert!(!s.assemblable());
+    }
+
+    #[test]
+    fn unloadable_spares_are_listed_and_json_has_the_fields() {
+        let mut io = image(&[]);
+        crate::inspect::tests::corrupt_copy(&mut io, 0);
+        crate::inspect::tests::corrupt_copy(&mut io, 1);
+        let bad = Probe {
+            device: dev("loop9", 9, 8192, None),
+            outcome: inspect::inspect(&mut io, Some(8192)),
+            holders: Vec::new(),
+        };
+        let scan = build(&[bad], &[], 70, NOW);
+        assert!(scan.setups.is_empty());
+        assert_eq!(scan.unusable[0].device, "/dev/loop9");
+        assert!(scan.unusable[0]
+            .reason
+            .contains("every superblock copy is corrupt"));
+        let probes = vec![spare("loop5", 5, 0xaa, 0, 1, 65536, "loop:/a", 1)];
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&build(&probes, &[], 70, NOW)).unwrap()).unwrap();
+        let s = &json["setups"][0];
+        assert_eq!(s["decision"], "refuse");
+        assert_eq!(s["missing"][0], "main");
+        assert_eq!(s["spares"][0]["member_index"], 0);
+        assert_eq!(s["recorded_main"]["main_id"], "loop:/a");
+        assert!(s["main"].is_null());
+    }
+}
