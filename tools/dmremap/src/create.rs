@@ -3,8 +3,13 @@
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
+use std::path::Path;
+
+use crate::assemble::{self, optional_args, valid_main_id};
+use crate::dm_ioctl::{Control, DmError, Target, CONTROL};
 use crate::dmsetup::{Dm, Exec};
 use crate::error::CliError;
+use crate::identity::{self, Roots};
 use crate::image::SECTOR_BYTES;
 use crate::status::TARGET;
 
@@ -49,14 +54,17 @@ pub fn block_device(role: &str, path: &str) -> Result<BlockDevice, CliError> {
     })
 }
 
-/// The table line `0 <sectors> dm-remap-v4 <main> <spare> [2 retries <n>]`.
+/// The table line `0 <sectors> dm-remap-v4 <main> <spare> [<#opt_args> [retries <n>] [spare <dev>]...
+/// [main_id <id>]]`: the first spare is the table's spare, the others are passed as `spare <dev>`.
 pub fn table_line(
     sectors: u64,
     main: &str,
-    spare: &str,
+    spares: &[&str],
     retries: Option<u32>,
+    main_id: Option<&str>,
 ) -> Result<String, CliError> {
-    for (role, path) in [("main", main), ("spare", spare)] {
+    let roles = std::iter::once(("main", main)).chain(spares.iter().map(|s| ("spare", *s)));
+    for (role, path) in roles {
         if path.is_empty() || path.chars().any(char::is_whitespace) {
             return Err(CliError::usage(format!(
                 "{role} device path '{path}' is empty or contains white space, which a table line cannot \
@@ -69,45 +77,106 @@ pub fn table_line(
             "main device {main} has a size of 0 sectors"
         )));
     }
-    let mut line = format!("0 {sectors} {TARGET} {main} {spare}");
+    let Some((first, rest)) = spares.split_first() else {
+        return Err(CliError::usage("give the spare device with --spare <dev>"));
+    };
+    let mut opts: Vec<String> = Vec::new();
     if let Some(n) = retries {
         if n > MAX_RETRIES {
             return Err(CliError::usage(format!(
                 "--retries {n} is out of range: the target accepts 0 to {MAX_RETRIES}"
             )));
         }
-        line.push_str(&format!(" 2 retries {n}"));
+        opts.extend(["retries".to_owned(), n.to_string()]);
     }
-    Ok(line)
+    for s in rest {
+        opts.extend(["spare".to_owned(), (*s).to_owned()]);
+    }
+    if let Some(id) = main_id.filter(|id| valid_main_id(id)) {
+        opts.extend(["main_id".to_owned(), id.to_owned()]);
+    }
+    Ok(format!(
+        "0 {sectors} {TARGET} {main} {first}{}",
+        optional_args(&opts)
+    ))
 }
 
-/// Checks the command line's devices and returns the table line for them.
+/// Checks the command line's devices and returns the table line for them, with the main device's
+/// identifier (`main_id`, see [`crate::identity`]) when it has one, so that the spare records it.
 pub fn plan(main: &str, spares: &[String], retries: Option<u32>) -> Result<String, CliError> {
-    let spare = match spares {
-        [one] => one,
-        [] => return Err(CliError::usage("give the spare device with --spare <dev>")),
-        more => {
-            return Err(CliError::usage(format!(
-                "{} spare devices given, but the kernel target supports exactly one spare today; give one \
-                 --spare",
-                more.len()
-            )))
-        }
-    };
+    if spares.is_empty() {
+        return Err(CliError::usage("give the spare device with --spare <dev>"));
+    }
     let m = block_device("main", main)?;
-    let s = block_device("spare", spare)?;
-    if m.rdev == s.rdev {
-        return Err(CliError::usage(format!(
-            "main device {main} and spare device {spare} are the same device; give a separate spare"
+    let mut seen = vec![(m.rdev, main)];
+    for spare in spares {
+        let s = block_device("spare", spare)?;
+        if let Some((_, other)) = seen.iter().find(|(rdev, _)| *rdev == s.rdev) {
+            return Err(CliError::usage(format!(
+                "{other} and spare device {spare} are the same device; give separate devices"
+            )));
+        }
+        seen.push((s.rdev, spare));
+    }
+    let main_id = identity::device_at(&Roots::system(), Path::new(main))
+        .ok()
+        .and_then(|d| d.main_id);
+    let spares: Vec<&str> = spares.iter().map(String::as_str).collect();
+    table_line(m.sectors, &m.path, &spares, retries, main_id.as_deref())
+}
+
+/// The user's error for a failed device-mapper request about device `name`.
+pub fn dm_failure(name: &str, e: &DmError) -> CliError {
+    match (e.cmd, e.errno) {
+        ("open", libc::ENOENT | libc::ENODEV | libc::ENXIO) => CliError::environment(format!(
+            "{CONTROL} is missing: device-mapper is not available; load it (modprobe dm_mod)"
+        )),
+        ("open", libc::EACCES | libc::EPERM) => CliError::environment(format!(
+            "cannot open {CONTROL}: permission denied; run as root"
+        )),
+        ("open", _) => CliError::environment(format!("cannot open {CONTROL}: {}", e.detail)),
+        ("DM_DEV_CREATE", libc::EBUSY) => CliError::failed(format!(
+            "a device-mapper device named '{name}' (or one made from the same setup) already exists; \
+             see 'dmsetup ls' and 'dmremap scan'"
+        )),
+        ("DM_TABLE_LOAD" | "DM_DEV_SUSPEND", _) => {
+            let why = assemble::kernel_reason().unwrap_or_else(|| e.detail.clone());
+            CliError::failed(format!("{name}: the kernel refused the table: {why}"))
+        }
+        (_, libc::ENXIO) => CliError::failed(format!(
+            "there is no device-mapper device named '{name}'; see 'dmsetup ls'"
+        )),
+        ("DM_DEV_REMOVE", libc::EBUSY) => CliError::failed(format!(
+            "{name} is in use (mounted or held open); unmount or close it, then remove it"
+        )),
+        (_, libc::EACCES | libc::EPERM) => {
+            CliError::environment(format!("{name}: {e}; run as root"))
+        }
+        _ => CliError::failed(format!("{name}: {e}")),
+    }
+}
+
+/// Creates device `name` with `table` through the ioctl interface, loading the kernel module first if the
+/// target type is missing. A table the kernel refuses leaves no device behind.
+pub fn create<E: Exec>(dm: &mut Dm<E>, name: &str, table: &str) -> Result<(), CliError> {
+    let target = Target::parse(table).map_err(CliError::usage)?;
+    dm.ensure_target()?;
+    let mut c = Control::open().map_err(|e| dm_failure(name, &e))?;
+    c.create_device(name, "", &[target])
+        .map(|_| ())
+        .map_err(|e| dm_failure(name, &e))
+}
+
+/// Removes device `name`, which must be a dm-remap-v4 device, through the ioctl interface.
+pub fn remove(name: &str) -> Result<(), CliError> {
+    let mut c = Control::open().map_err(|e| dm_failure(name, &e))?;
+    let table = c.table(name, true).map_err(|e| dm_failure(name, &e))?;
+    if !table.iter().any(|t| t.kind == TARGET) {
+        return Err(CliError::failed(format!(
+            "{name} is not a {TARGET} device (see 'dmsetup table {name}')"
         )));
     }
-    table_line(m.sectors, &m.path, &s.path, retries)
-}
-
-/// Creates device `name` with `table`, loading the kernel module first if the target type is missing.
-pub fn create<E: Exec>(dm: &mut Dm<E>, name: &str, table: &str) -> Result<(), CliError> {
-    dm.ensure_target()?;
-    dm.create(name, table)
+    c.remove_device(name).map_err(|e| dm_failure(name, &e))
 }
 
 #[cfg(test)]
@@ -116,32 +185,46 @@ mod tests {
     use crate::dmsetup::tests::Fake;
 
     #[test]
-    fn table_line_with_and_without_retries() {
+    fn table_line_with_and_without_options() {
         assert_eq!(
-            table_line(65536, "/dev/sdb", "/dev/sdc", None).unwrap(),
+            table_line(65536, "/dev/sdb", &["/dev/sdc"], None, None).unwrap(),
             "0 65536 dm-remap-v4 /dev/sdb /dev/sdc"
         );
         assert_eq!(
-            table_line(65536, "/dev/sdb", "/dev/sdc", Some(3)).unwrap(),
+            table_line(65536, "/dev/sdb", &["/dev/sdc"], Some(3), None).unwrap(),
             "0 65536 dm-remap-v4 /dev/sdb /dev/sdc 2 retries 3"
         );
         assert_eq!(
-            table_line(8, "/dev/a", "/dev/b", Some(0)).unwrap(),
+            table_line(8, "/dev/a", &["/dev/b"], Some(0), None).unwrap(),
             "0 8 dm-remap-v4 /dev/a /dev/b 2 retries 0"
+        );
+        assert_eq!(
+            table_line(8, "/dev/a", &["/dev/b", "/dev/c", "/dev/d"], Some(1), Some("loop:/x/a.img"))
+                .unwrap(),
+            "0 8 dm-remap-v4 /dev/a /dev/b 8 retries 1 spare /dev/c spare /dev/d main_id loop:/x/a.img"
+        );
+        // An identifier the target would refuse is not passed.
+        assert_eq!(
+            table_line(8, "/dev/a", &["/dev/b"], None, Some("has space")).unwrap(),
+            "0 8 dm-remap-v4 /dev/a /dev/b"
         );
     }
 
     #[test]
     fn table_line_refusals() {
         assert_eq!(
-            table_line(8, "/dev/a", "/dev/b", Some(9)).unwrap_err().code,
+            table_line(8, "/dev/a", &["/dev/b"], Some(9), None)
+                .unwrap_err()
+                .code,
             2
         );
-        assert!(table_line(8, "/dev/my disk", "/dev/b", None)
+        assert!(table_line(8, "/dev/my disk", &["/dev/b"], None, None)
             .unwrap_err()
             .message
             .contains("white space"));
-        assert!(table_line(0, "/dev/a", "/dev/b", None).is_err());
+        assert!(table_line(8, "/dev/a", &["/dev/b", "/dev/c d"], None, None).is_err());
+        assert!(table_line(0, "/dev/a", &["/dev/b"], None, None).is_err());
+        assert!(table_line(8, "/dev/a", &[], None, None).is_err());
     }
 
     #[test]
@@ -154,18 +237,7 @@ mod tests {
         let e = block_device("spare", "/dev/null").unwrap_err();
         assert_eq!(e.code, 2);
         assert!(e.message.contains("/dev/null is not a block device"));
-    }
-
-    #[test]
-    fn exactly_one_spare() {
-        let two = vec!["/dev/b".to_owned(), "/dev/c".to_owned()];
-        let e = plan("/dev/a", &two, None).unwrap_err();
-        assert!(
-            e.message.contains("supports exactly one spare"),
-            "{}",
-            e.message
-        );
-        assert!(plan("/dev/a", &[], None).is_err());
+        assert_eq!(plan("/dev/a", &[], None).unwrap_err().code, 2);
     }
 
     #[test]
@@ -174,19 +246,38 @@ mod tests {
             .on("dmsetup targets", Ok("linear v1.4.0\n"))
             .on("modprobe", Ok(""));
         let mut dm = Dm { exec: fake };
-        // The fake keeps answering without the target after modprobe: reported as such.
+        // The fake keeps answering without the target after modprobe: reported as such, before any ioctl.
         let e = create(&mut dm, "r", "0 8 dm-remap-v4 /dev/a /dev/b").unwrap_err();
         assert!(e.message.contains("does not list"));
-
-        let fake = Fake::default().on("dmsetup targets", Ok("dm-remap-v4 v0.1.0\n"));
-        let mut dm = Dm { exec: fake };
-        create(&mut dm, "r", "0 8 dm-remap-v4 /dev/a /dev/b").unwrap();
         assert_eq!(
             dm.exec.calls,
-            [
-                "dmsetup targets",
-                "dmsetup create r --table 0 8 dm-remap-v4 /dev/a /dev/b"
-            ]
+            ["dmsetup targets", "modprobe dm-remap-v4", "dmsetup targets"]
         );
+        // A malformed table is a usage error, found before anything runs.
+        let mut dm = Dm {
+            exec: Fake::default(),
+        };
+        assert_eq!(create(&mut dm, "r", "zero").unwrap_err().code, 2);
+        assert!(dm.exec.calls.is_empty());
+    }
+
+    #[test]
+    fn device_mapper_failures_read_as_sentences() {
+        let e = |cmd, errno| DmError {
+            cmd,
+            name: "r0".into(),
+            errno,
+            detail: "Device or resource busy (os error 16)".into(),
+        };
+        let m = dm_failure("r0", &e("DM_DEV_CREATE", libc::EBUSY));
+        assert_eq!(m.code, 1);
+        assert!(m.message.starts_with("a device-mapper device named 'r0'"));
+        assert_eq!(dm_failure("r0", &e("open", libc::EACCES)).code, 3);
+        assert!(dm_failure("r0", &e("DM_DEV_REMOVE", libc::EBUSY))
+            .message
+            .contains("r0 is in use"));
+        assert!(dm_failure("r0", &e("DM_TABLE_STATUS", libc::ENXIO))
+            .message
+            .contains("no device-mapper device named 'r0'"));
     }
 }

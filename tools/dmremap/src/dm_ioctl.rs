@@ -405,9 +405,12 @@ pub fn decode_targets(data: &[u8], count: u32) -> Result<Vec<Target>, String> {
     Ok(out)
 }
 
+/// A device-mapper device: its name and `(major, minor)`.
+pub type NamedDevice = (String, (u32, u32));
+
 /// The devices of a DM_LIST_DEVICES answer: `(name, (major, minor))`; each record's `next` is the offset
 /// of the following one from the start of this one, 0 on the last; `dev == 0` first means no devices.
-pub fn decode_names(data: &[u8]) -> Vec<(String, (u32, u32))> {
+pub fn decode_names(data: &[u8]) -> Vec<NamedDevice> {
     let mut out = Vec::new();
     let mut at = 0usize;
     loop {
@@ -625,7 +628,7 @@ impl Control {
     }
 
     /// Every device-mapper device: `(name, (major, minor))`.
-    pub fn list(&mut self) -> Result<Vec<(String, (u32, u32))>, DmError> {
+    pub fn list(&mut self) -> Result<Vec<NamedDevice>, DmError> {
         let b = self.request_growing(Cmd::ListDevices, "", 0)?;
         Ok(decode_names(b.data()))
     }
@@ -709,8 +712,8 @@ fn is_node_of(path: &Path, dev: (u32, u32)) -> bool {
 fn ensure_node(name: &str, dev: (u32, u32)) -> Result<(), String> {
     let path = node_path(name);
     if udev_running() {
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
             if is_node_of(&path, dev) {
                 return Ok(());
             }

@@ -5,6 +5,7 @@
 //! the metadata inspection and check over the real format crate ([`inspect`], [`check`], [`image`]), and the
 //! device-mapper commands ([`dmsetup`], [`create`]). See `docs/dmremap.md`.
 
+pub mod assemble;
 pub mod check;
 pub mod create;
 pub mod dm_ioctl;

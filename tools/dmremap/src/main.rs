@@ -8,13 +8,18 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
+use dm_remap_v4_reassembly::DEFAULT_THRESHOLD;
+use dmremap::assemble;
 use dmremap::check::{self, Verdict};
 use dmremap::create;
+use dmremap::dm_ioctl::Control;
 use dmremap::dmsetup::{self, Dm, System};
 use dmremap::error::{exit, CliError};
+use dmremap::identity::Roots;
 use dmremap::image::FileIo;
 use dmremap::inspect;
 use dmremap::list;
+use dmremap::scan::{self, Decision};
 use dmremap::status;
 
 const EXIT_CODES: &str = "\
@@ -128,10 +133,13 @@ enum Command {
         /// A sector of the unit to move back.
         sector: u64,
     },
-    /// Create a dm-remap-v4 device over a main and a spare device.
+    /// Create a dm-remap-v4 device over a main and one or more spare devices.
     ///
-    /// Checks both are block devices, loads the dm-remap-v4 module if the target type is missing, and
-    /// creates the table '0 <main sectors> dm-remap-v4 <main> <spare> [2 retries N]'. A blank spare is
+    /// Checks they are distinct block devices, loads the dm-remap-v4 module if the target type is missing,
+    /// and creates (through the device-mapper ioctls) the table '0 <main sectors> dm-remap-v4 <main>
+    /// <spare> [<#opt_args> [retries N] [spare <dev>]... [main_id <id>]]'. main_id is the main device's
+    /// stable identifier (WWN, serial, loop backing file, ...; see docs/dmremap.md), recorded when a blank
+    /// spare is formatted, so that 'dmremap scan' finds the right main after a reboot. A blank spare is
     /// formatted by the kernel; one holding another setup's metadata is refused.
     #[command(after_help = EXIT_CODES)]
     Create {
@@ -140,7 +148,7 @@ enum Command {
         /// The main (failing) block device.
         #[arg(long, value_name = "DEV")]
         main: String,
-        /// The spare block device (exactly one: the kernel target supports one spare today).
+        /// A spare block device; repeat for more spares (the first is spare 0).
         #[arg(long, value_name = "DEV", required = true)]
         spare: Vec<String>,
         /// Extra attempts of a failed unit before it counts as bad (0 to 8; the target's default is 1).
@@ -152,6 +160,52 @@ enum Command {
     Remove {
         /// Device-mapper name.
         name: String,
+    },
+    /// Find the spares of every setup by their metadata, and the main device each was made for.
+    ///
+    /// Reads the superblock copies of every block device (or of the devices named), groups the spares by
+    /// setup UUID, looks for the main among the free block devices (recorded size, logical block size and
+    /// identifier), and judges each setup with the kernel's reassembly scoring: confidence 0..100 and a
+    /// verdict (assemble, degraded, refuse with the reason, or active when a device already uses it).
+    /// Never writes.
+    #[command(after_help = EXIT_CODES)]
+    Scan {
+        /// Look only at these block devices (default: every block device).
+        devices: Vec<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Confidence needed for the verdict 'assemble' (0..=100).
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_THRESHOLD)]
+        threshold: u8,
+    },
+    /// Create the device of a setup found by scan (or of every setup) from its metadata.
+    ///
+    /// Scans like 'dmremap scan', then for each chosen setup that is not active: refuses it if scan's
+    /// verdict is refuse (below the threshold, a member missing, the wrong main, ...), and otherwise
+    /// creates /dev/mapper/<name> with the table '0 <main sectors> dm-remap-v4 <main> <spare 0>
+    /// [<#opt_args> [spare <dev>]... [main_id <id>]]', naming devices by major:minor. The default name is
+    /// remap-<uuid>; the device-mapper uuid is DMREMAP-<uuid>, so a setup is never assembled twice.
+    #[command(after_help = EXIT_CODES)]
+    Assemble {
+        /// Setup UUID, or a unique prefix of it (see 'dmremap scan').
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        uuid: Option<String>,
+        /// Every setup found.
+        #[arg(long)]
+        all: bool,
+        /// Confidence needed to assemble (0..=100).
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_THRESHOLD)]
+        threshold: u8,
+        /// Device-mapper name (only with one UUID; default remap-<uuid>).
+        #[arg(long, value_name = "NAME", conflicts_with = "all")]
+        name: Option<String>,
+        /// Print what would be created, create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Look only at these block devices (default: every block device); repeatable.
+        #[arg(long = "device", value_name = "DEV")]
+        devices: Vec<PathBuf>,
     },
 }
 
@@ -321,11 +375,138 @@ fn run(command: Command) -> Result<u8, CliError> {
             Ok(exit::OK)
         }
         Command::Remove { name } => {
-            dm.remove(&name)?;
+            create::remove(&name)?;
             line(&format!("removed {name}"))?;
             Ok(exit::OK)
         }
+        Command::Scan {
+            devices,
+            json,
+            threshold,
+        } => {
+            let found = run_scan(&devices, threshold)?;
+            if json {
+                line(&scan::render_json(&found).map_err(|e| json_error(&e))?)?;
+            } else {
+                emit(&scan::render_human(&found))?;
+            }
+            Ok(exit::OK)
+        }
+        Command::Assemble {
+            uuid,
+            all,
+            threshold,
+            name,
+            dry_run,
+            devices,
+        } => run_assemble(
+            &mut dm,
+            uuid.as_deref(),
+            all,
+            threshold,
+            name.as_deref(),
+            dry_run,
+            &devices,
+        ),
     }
+}
+
+/// Scans `devices` (every block device when empty) and judges the setups against `threshold`.
+fn run_scan(devices: &[PathBuf], threshold: u8) -> Result<scan::Scan, CliError> {
+    let roots = Roots::system();
+    let devs = scan::devices(&roots, devices)
+        .map_err(|e| CliError::environment(format!("{e}; give the path of a block device")))?;
+    let (probes, failed) = scan::probe(&roots, &devs);
+    // A device named on the command line that cannot be read is an error; others are skipped (a CD drive
+    // without a disc, a device only root can read) since they cannot be spares we could use anyway.
+    if let Some((dev, why)) = failed.first().filter(|_| !devices.is_empty()) {
+        return Err(CliError::environment(format!("{dev}: {why}")));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(scan::build(&probes, &devs, threshold, now))
+}
+
+fn run_assemble(
+    dm: &mut Dm<System>,
+    uuid: Option<&str>,
+    all: bool,
+    threshold: u8,
+    name: Option<&str>,
+    dry_run: bool,
+    devices: &[PathBuf],
+) -> Result<u8, CliError> {
+    let found = run_scan(devices, threshold)?;
+    let chosen = assemble::select(&found.setups, uuid, all).map_err(CliError::failed)?;
+    let mut refused = 0usize;
+    let mut control: Option<Control> = None;
+    for s in chosen {
+        if s.decision == Decision::Active {
+            line(&format!(
+                "setup {} is already active as {}; not assembled again",
+                s.uuid,
+                s.active_as.as_deref().unwrap_or("a device-mapper device")
+            ))?;
+            continue;
+        }
+        if !s.assemblable() {
+            refused = refused.saturating_add(1);
+            eprintln!(
+                "dmremap: setup {} refused (confidence {}, threshold {}): {}",
+                s.uuid,
+                s.confidence,
+                s.threshold,
+                s.reason.as_deref().unwrap_or("no reason given")
+            );
+            continue;
+        }
+        let plan = assemble::plan(s, name).map_err(CliError::failed)?;
+        if dry_run {
+            line(&format!(
+                "would create /dev/mapper/{} (setup {}, {}, confidence {}): {}",
+                plan.name,
+                s.uuid,
+                if s.decision == Decision::Degraded {
+                    "degraded"
+                } else {
+                    "complete"
+                },
+                s.confidence,
+                plan.line()
+            ))?;
+            continue;
+        }
+        let c = match control.as_mut() {
+            Some(c) => c,
+            None => {
+                dm.ensure_target()?;
+                control.insert(Control::open().map_err(|e| create::dm_failure(&plan.name, &e))?)
+            }
+        };
+        match c.create_device(
+            &plan.name,
+            &plan.dm_uuid,
+            std::slice::from_ref(&plan.target),
+        ) {
+            Ok(_) => line(&format!(
+                "assembled /dev/mapper/{} (setup {}, confidence {}): {}",
+                plan.name,
+                s.uuid,
+                s.confidence,
+                plan.line()
+            ))?,
+            Err(e) => {
+                refused = refused.saturating_add(1);
+                eprintln!(
+                    "dmremap: setup {}: {}",
+                    s.uuid,
+                    create::dm_failure(&plan.name, &e)
+                );
+            }
+        }
+    }
+    Ok(if refused == 0 { exit::OK } else { exit::FAILED })
 }
 
 fn main() -> ExitCode {

@@ -741,6 +741,7 @@ mod tests {
 
     /// A spare of setup `uuid` (one byte repeated), member `index` of `count`, for a main of `sectors` with
     /// identifier `id`, holding `commits` one-record commits.
+    #[allow(clippy::too_many_arguments)]
     fn spare(
         name: &str,
         minor: u32,
