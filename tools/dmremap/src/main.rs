@@ -83,7 +83,7 @@ enum Command {
     },
     /// Show the status of one dm-remap-v4 device, or of all of them.
     ///
-    /// Runs 'dmsetup status' and shows, per device: state, remapped and pending units, spare units left,
+    /// Reads the status lines (DM_TABLE_STATUS, as 'dmsetup status') and shows, per device: state, remapped and pending units, spare units left,
     /// read/write/device errors and metadata health. Keys the kernel adds later are kept (JSON "other").
     #[command(after_help = EXIT_CODES)]
     Status {
@@ -314,7 +314,7 @@ fn run(command: Command) -> Result<u8, CliError> {
             json,
             prometheus,
         } => {
-            let devices = dm.status(name.as_deref())?;
+            let devices = run_status(name.as_deref())?;
             if json {
                 let text =
                     status::render_json(&devices, name.is_some()).map_err(|e| json_error(&e))?;
@@ -409,6 +409,19 @@ fn run(command: Command) -> Result<u8, CliError> {
             &devices,
         ),
     }
+}
+
+/// The status of one dm-remap-v4 device or of all, through the device-mapper ioctls.
+fn run_status(name: Option<&str>) -> Result<Vec<status::DeviceStatus>, CliError> {
+    let who = name.unwrap_or("device-mapper");
+    let mut c = Control::open().map_err(|e| create::dm_failure(who, &e))?;
+    let devices = status::collect(&mut c, name).map_err(|e| create::dm_failure(who, &e))?;
+    if let (Some(n), true) = (name, devices.is_empty()) {
+        return Err(CliError::failed(format!(
+            "{n} is not a dm-remap-v4 device (see 'dmsetup table {n}')"
+        )));
+    }
+    Ok(devices)
 }
 
 /// Scans `devices` (every block device when empty) and judges the setups against `threshold`.

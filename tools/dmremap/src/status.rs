@@ -168,6 +168,36 @@ pub fn parse_dmsetup_output(name: Option<&str>, output: &str) -> Vec<DeviceStatu
         .collect()
 }
 
+/// The status of device `name` (`Some`) or of every device (`None`) through the ioctls, as the text `dmsetup
+/// status` prints (`<start> <length> <type> <status>`, prefixed with `<name>: ` for every device), so that
+/// both paths share [`parse_dmsetup_output`]. A device removed while the list is read is skipped.
+pub fn collect(
+    c: &mut crate::dm_ioctl::Control,
+    name: Option<&str>,
+) -> Result<Vec<DeviceStatus>, crate::dm_ioctl::DmError> {
+    let line =
+        |t: &crate::dm_ioctl::Target| format!("{} {} {} {}", t.start, t.length, t.kind, t.params);
+    match name {
+        Some(n) => {
+            let text: Vec<String> = c.table(n, false)?.iter().map(line).collect();
+            Ok(parse_dmsetup_output(Some(n), &text.join("\n")))
+        }
+        None => {
+            let mut names: Vec<String> = c.list()?.into_iter().map(|(n, _)| n).collect();
+            names.sort();
+            let mut text = Vec::new();
+            for n in names {
+                match c.table(&n, false) {
+                    Ok(targets) => text.extend(targets.iter().map(|t| format!("{n}: {}", line(t)))),
+                    Err(e) if e.errno == libc::ENXIO => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(parse_dmsetup_output(None, &text.join("\n")))
+        }
+    }
+}
+
 fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
