@@ -83,8 +83,9 @@ enum Command {
     },
     /// Show the status of one dm-remap-v4 device, or of all of them.
     ///
-    /// Reads the status lines (DM_TABLE_STATUS, as 'dmsetup status') and shows, per device: state, remapped and pending units, spare units left,
-    /// read/write/device errors and metadata health. Keys the kernel adds later are kept (JSON "other").
+    /// Reads the status lines (DM_TABLE_STATUS, as 'dmsetup status') and shows, per device: state,
+    /// remapped and pending units, spare units left, read/write/device errors and metadata health. Keys the
+    /// kernel adds later are kept (JSON "other").
     #[command(after_help = EXIT_CODES)]
     Status {
         /// Device-mapper name; all dm-remap-v4 devices when absent.
