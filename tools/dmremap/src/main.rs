@@ -177,7 +177,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Confidence needed for the verdict 'assemble' (0..=100).
-        #[arg(long, value_name = "N", default_value_t = DEFAULT_THRESHOLD)]
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_THRESHOLD,
+            value_parser = clap::value_parser!(u8).range(0..=100))]
         threshold: u8,
     },
     /// Create the device of a setup found by scan (or of every setup) from its metadata.
@@ -196,7 +197,8 @@ enum Command {
         #[arg(long)]
         all: bool,
         /// Confidence needed to assemble (0..=100).
-        #[arg(long, value_name = "N", default_value_t = DEFAULT_THRESHOLD)]
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_THRESHOLD,
+            value_parser = clap::value_parser!(u8).range(0..=100))]
         threshold: u8,
         /// Device-mapper name (only with one UUID; default remap-<uuid>).
         #[arg(long, value_name = "NAME", conflicts_with = "all")]

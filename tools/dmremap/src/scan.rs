@@ -356,11 +356,41 @@ pub fn build(probes: &[Probe], devices: &[BlockDev], threshold: u8, now: u64) ->
                 && d.holders.is_empty()
         })
         .collect();
-    let setups = groups
+    let mut setups: Vec<Setup> = groups
         .into_iter()
         .map(|(uuid, members)| judge(uuid, &members, &free, devices, threshold, now))
         .collect();
+    refuse_shared_mains(&mut setups);
     Scan { setups, unusable }
+}
+
+/// A device chosen as the main of several inactive setups (none of them recorded an identifier that tells
+/// them apart) could be assembled twice: device-mapper lets several tables open one device. Every setup
+/// involved is refused instead.
+fn refuse_shared_mains(setups: &mut [Setup]) {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for s in setups.iter().filter(|s| s.decision != Decision::Active) {
+        if let Some(m) = &s.main {
+            let n = count.entry(m.device.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+        }
+    }
+    for s in setups.iter_mut().filter(|s| s.decision != Decision::Active) {
+        let Some(dev) = s.main.as_ref().map(|m| m.device.clone()) else {
+            continue;
+        };
+        if count.get(&dev).copied().unwrap_or(0) > 1 {
+            let msg = format!(
+                "{dev} could be the main of several setups and no recorded identifier tells which; name the \
+                 right devices (dmremap assemble --device ...)"
+            );
+            s.notes.push(msg.clone());
+            if s.decision != Decision::Refuse {
+                s.decision = Decision::Refuse;
+                s.reason = Some(msg);
+            }
+        }
+    }
 }
 
 /// Judges one setup (see [`build`]).
@@ -922,6 +952,22 @@ mod tests {
                 .device,
             "/dev/loop4"
         );
+
+        // Two setups without identifiers, one device of their mains' size: neither may take it.
+        let two = vec![
+            spare("loop5", 5, 0xaa, 0, 1, 65536, "", 1),
+            spare("loop6", 6, 0xbb, 0, 1, 65536, "", 1),
+        ];
+        let s = build(&two, &devices[..1], 70, NOW);
+        assert_eq!(s.setups.len(), 2);
+        for setup in &s.setups {
+            assert_eq!(setup.decision, Decision::Refuse);
+            assert!(setup
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("/dev/loop3 could be the main of several setups"));
+        }
 
         let dup = vec![
             spare("loop5", 5, 0xaa, 0, 1, 65536, "", 1),

@@ -229,3 +229,19 @@ fn inspect_of_unusable_spare_and_usage_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn scan_and_assemble_usage_errors() {
+    // Neither a UUID nor --all; --name with --all; a threshold outside 0..=100.
+    assert_eq!(run(&["assemble"]).0, 2);
+    assert_eq!(run(&["assemble", "--all", "--name", "x"]).0, 2);
+    assert_eq!(run(&["assemble", "abc", "--all"]).0, 2);
+    assert_eq!(run(&["scan", "--threshold", "101"]).0, 2);
+    // A named device that is not a block device: an environment error naming it.
+    let (code, _, err) = run(&["scan", "/dev/null"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("/dev/null is not a block device"), "{err}");
+    let (code, _, err) = run(&["assemble", "--all", "--device", "/dev/null"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("/dev/null is not a block device"), "{err}");
+}
