@@ -10,7 +10,7 @@
 u32 dm_remap_v4_metadata_abi_version(void);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_abi_version);
 
-/* struct dm_remap_v4_md_open_params / _report are OpenParams / OpenReport of metadata/src/open.rs. */
+/* struct dm_remap_v4_md_open_params / _report are OpenParams / OpenReport of metadata/src/abi.rs. */
 struct block_device;
 struct dm_remap_v4_md_open_params;
 struct dm_remap_v4_md_open_report;
@@ -31,3 +31,14 @@ EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_commit);
 
 u64 dm_remap_v4_metadata_version(const struct dm_remap_v4_md_store *store);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_version);
+
+int dm_remap_v4_metadata_resync(struct dm_remap_v4_md_store *store, u64 seq, u32 member_count,
+				int (*table)(void *ctx, void *record), void *ctx, const char **error);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_resync);
+
+int dm_remap_v4_metadata_check_unchanged(struct dm_remap_v4_md_store *store, const char **error);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_check_unchanged);
+
+int dm_remap_v4_metadata_plan_format(const struct dm_remap_v4_md_open_params *params, u64 *pool_units,
+				     u64 *needed_sectors, const char **error);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_plan_format);

@@ -13,7 +13,7 @@ use crate::blockio::BdevIo;
 use crate::error::Error as MdError;
 use crate::helper_abi::HELPER_ABI_VERSION;
 use crate::layout::BLOCK_SIZE;
-use crate::open::{commit_or_checkpoint, open_region};
+use crate::open::{commit_or_checkpoint, open_region, plan_format};
 use crate::record::{EntryState, Record, RecordSink};
 use crate::store::Store;
 
@@ -191,6 +191,91 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_commit(
         Err(e) => {
             // SAFETY: valid for writes; static message (see `dm_remap_v4_metadata_open`).
             unsafe { error.write(e.message().as_char_ptr()) };
+            e.errno()
+        }
+    }
+}
+
+/// Brings a member of a setup of several spares up to date (`Store::resync`): writes a checkpoint of the
+/// whole table, pulled with `table(ctx, &mut record)`, recording commit sequence `seq` and `member_count`.
+/// Returns 0 once it is durable; on failure a negative errno, with `*error` pointing at a static message.
+///
+/// # Safety
+///
+/// As for `dm_remap_v4_metadata_commit()`.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_resync(
+    store: *mut OpenStore,
+    seq: u64,
+    member_count: u32,
+    table: RecordIterFn,
+    ctx: *mut c_void,
+    error: *mut *const c_char,
+) -> c_int {
+    // SAFETY: live and exclusive (caller's contract).
+    let OpenStore { store, io, buf } = unsafe { &mut *store };
+    let entries = CallbackIter { next: table, ctx };
+    match store.resync(io, buf, seq, member_count, entries) {
+        Ok(()) => 0,
+        Err(e) => {
+            // SAFETY: valid for writes; static message (see `dm_remap_v4_metadata_open`).
+            unsafe { error.write(e.message().as_char_ptr()) };
+            e.errno()
+        }
+    }
+}
+
+/// 0 when nobody else wrote to the region since this handle loaded it or last wrote to it
+/// (`Store::check_unchanged`); `-ESTALE` otherwise, with `*error` pointing at a static message.
+///
+/// # Safety
+///
+/// `store` must be a live handle not used concurrently; `error` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_check_unchanged(
+    store: *mut OpenStore,
+    error: *mut *const c_char,
+) -> c_int {
+    // SAFETY: live and exclusive (caller's contract).
+    let OpenStore { store, io, buf } = unsafe { &mut *store };
+    match store.check_unchanged(io, buf) {
+        Ok(()) => 0,
+        Err(e) => {
+            // SAFETY: valid for writes; static message (see `dm_remap_v4_metadata_open`).
+            unsafe { error.write(e.message().as_char_ptr()) };
+            e.errno()
+        }
+    }
+}
+
+/// What formatting a blank spare with `params` would give (nothing is read or written): 0 and the pool size
+/// in `*pool_units`; or a negative errno, `*error` pointing at a static message and, for a spare too small,
+/// the smallest size that would do in `*needed_sectors` (0 if unknown).
+///
+/// # Safety
+///
+/// `params` must be valid for reads; `pool_units`, `needed_sectors` and `error` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_plan_format(
+    params: *const OpenParams,
+    pool_units: *mut u64,
+    needed_sectors: *mut u64,
+    error: *mut *const c_char,
+) -> c_int {
+    // SAFETY: valid for reads (caller's contract).
+    let params = unsafe { &*params };
+    match plan_format(params) {
+        Ok(units) => {
+            // SAFETY: valid for writes (caller's contract).
+            unsafe { pool_units.write(units) };
+            0
+        }
+        Err((e, needed)) => {
+            // SAFETY: valid for writes (caller's contract); static message (see `dm_remap_v4_metadata_open`).
+            unsafe {
+                needed_sectors.write(needed);
+                error.write(e.message().as_char_ptr());
+            }
             e.errno()
         }
     }

@@ -15,6 +15,10 @@ pub mod helper_abi;
 pub mod bitmap;
 #[path = "src/error.rs"]
 pub mod error;
+#[path = "src/pool.rs"]
+pub mod pool;
+#[path = "src/sizing.rs"]
+pub mod sizing;
 
 pub mod exports;
 

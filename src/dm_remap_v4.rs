@@ -13,6 +13,7 @@ mod loader;
 /// The `#[repr(C)]` types of the metadata module's C ABI (`metadata/src/abi.rs`).
 #[path = "../metadata/src/abi.rs"]
 pub mod md_abi;
+mod members;
 mod remapper;
 mod stats;
 mod table;

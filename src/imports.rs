@@ -43,11 +43,34 @@ extern "C" {
         ctx: *mut c_void,
         error: *mut *const c_char,
     ) -> c_int;
-    fn dm_remap_v4_spare_pool_create(units: u64, out: *mut *mut c_void) -> c_int;
-    fn dm_remap_v4_spare_pool_claim(h: *mut c_void, unit: u64) -> c_int;
-    fn dm_remap_v4_spare_pool_allocate(h: *mut c_void, unit: *mut u64) -> c_int;
-    fn dm_remap_v4_spare_pool_free(h: *mut c_void, unit: u64) -> c_int;
-    fn dm_remap_v4_spare_pool_counts(h: *mut c_void, used: *mut u64, total: *mut u64);
+    fn dm_remap_v4_metadata_resync(
+        store: *mut c_void,
+        seq: u64,
+        member_count: u32,
+        table: RecordIterFn,
+        ctx: *mut c_void,
+        error: *mut *const c_char,
+    ) -> c_int;
+    fn dm_remap_v4_metadata_check_unchanged(store: *mut c_void, error: *mut *const c_char)
+        -> c_int;
+    fn dm_remap_v4_metadata_plan_format(
+        params: *const OpenParams,
+        pool_units: *mut u64,
+        needed_sectors: *mut u64,
+        error: *mut *const c_char,
+    ) -> c_int;
+    fn dm_remap_v4_spare_pool_check_min_spare(
+        main_sectors: u64,
+        pool_sectors: u64,
+        min_percent: u32,
+        required: *mut u64,
+    ) -> c_int;
+    fn dm_remap_v4_spare_pool_create(out: *mut *mut c_void) -> c_int;
+    fn dm_remap_v4_spare_pool_add_spare(h: *mut c_void, units: u64, same_device: u32) -> c_int;
+    fn dm_remap_v4_spare_pool_claim(h: *mut c_void, spare: u32, unit: u64) -> c_int;
+    fn dm_remap_v4_spare_pool_allocate(h: *mut c_void, spare: *mut u32, unit: *mut u64) -> c_int;
+    fn dm_remap_v4_spare_pool_free(h: *mut c_void, spare: u32, unit: u64) -> c_int;
+    fn dm_remap_v4_spare_pool_counts(h: *mut c_void, spare: u32, used: *mut u64, total: *mut u64);
     fn dm_remap_v4_spare_pool_destroy(h: *mut c_void);
 }
 
@@ -169,6 +192,53 @@ impl Metadata {
         unsafe { dm_remap_v4_metadata_version(self.0.as_ptr()) }
     }
 
+    /// `ESTALE` when someone else wrote to this spare's metadata since it was loaded or last written through
+    /// this handle (a previous table that was still live).
+    pub(crate) fn check_unchanged(&mut self) -> core::result::Result<(), (Error, &'static CStr)> {
+        let mut msg: *const c_char = core::ptr::null();
+        // SAFETY: a live handle, used exclusively (`&mut self`); `msg` is a valid out-pointer.
+        let r = unsafe { dm_remap_v4_metadata_check_unchanged(self.0.as_ptr(), &mut msg) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err((
+                errno_or_eio(r),
+                static_message(msg, c"metadata changed since the table was loaded"),
+            ))
+        }
+    }
+
+    /// Brings this member up to date with the setup: a checkpoint of the whole table from `table`, recorded
+    /// under commit sequence `seq` and `member_count` spares.
+    pub(crate) fn resync<S: RecordSource>(
+        &mut self,
+        seq: u64,
+        member_count: u32,
+        table: &mut S,
+    ) -> core::result::Result<(), (Error, &'static CStr)> {
+        let mut msg: *const c_char = core::ptr::null();
+        // SAFETY: a live handle, used exclusively (`&mut self`); `table` stays borrowed for the call, matching
+        // `source_trampoline::<S>`.
+        let r = unsafe {
+            dm_remap_v4_metadata_resync(
+                self.0.as_ptr(),
+                seq,
+                member_count,
+                source_trampoline::<S>,
+                core::ptr::from_mut(table).cast(),
+                &mut msg,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err((
+                errno_or_eio(r),
+                static_message(msg, c"metadata resync failed"),
+            ))
+        }
+    }
+
     /// Commits `records` durably (returns once they are on stable media). When the journal is full the
     /// metadata module writes a checkpoint instead, pulling the whole table (with `records` applied) from
     /// `table`.
@@ -205,7 +275,8 @@ fn errno_or_eio(r: c_int) -> Error {
     Error::from_errno(if r < 0 { r } else { -(bindings::EIO as i32) })
 }
 
-/// The allocator of one spare's pool (owned by `dm-remap-v4-spare-pool.ko`), freed when dropped.
+/// The allocator of the setup's spares (owned by `dm-remap-v4-spare-pool.ko`), freed when dropped. Spares are
+/// numbered by member index, in the order they were added.
 pub(crate) struct SparePool(NonNull<c_void>);
 
 // SAFETY: the handle is plain memory in the spare-pool module; `&mut self` methods serialise its use.
@@ -214,44 +285,56 @@ unsafe impl Send for SparePool {}
 unsafe impl Sync for SparePool {}
 
 impl SparePool {
-    /// A pool of `units` free units.
-    pub(crate) fn new(units: u64) -> Result<Self> {
+    /// A pool without spares.
+    pub(crate) fn new() -> Result<Self> {
         let mut h: *mut c_void = core::ptr::null_mut();
         // SAFETY: `h` is a valid out-pointer.
-        let r = unsafe { dm_remap_v4_spare_pool_create(units, &mut h) };
+        let r = unsafe { dm_remap_v4_spare_pool_create(&mut h) };
         match NonNull::new(h) {
             Some(h) if r == 0 => Ok(Self(h)),
             _ => Err(errno_or_eio(r)),
         }
     }
 
-    /// Marks `unit` used.
-    pub(crate) fn claim(&mut self, unit: u64) -> Result {
+    /// Adds the next spare, with `units` free units.
+    pub(crate) fn add_spare(&mut self, units: u64) -> Result {
         // SAFETY: live handle, exclusive use.
-        kernel::error::to_result(unsafe { dm_remap_v4_spare_pool_claim(self.0.as_ptr(), unit) })
-    }
-
-    /// A free unit, now used; `ENOSPC` when the pool is exhausted.
-    pub(crate) fn allocate(&mut self) -> Result<u64> {
-        let mut unit = 0;
-        // SAFETY: live handle, exclusive use; `unit` is a valid out-pointer.
         kernel::error::to_result(unsafe {
-            dm_remap_v4_spare_pool_allocate(self.0.as_ptr(), &mut unit)
-        })?;
-        Ok(unit)
+            dm_remap_v4_spare_pool_add_spare(self.0.as_ptr(), units, 0)
+        })
     }
 
-    /// Gives back a unit from [`SparePool::allocate`] that ended up unused.
-    pub(crate) fn free(&mut self, unit: u64) -> Result {
+    /// Marks `unit` of `spare` used.
+    pub(crate) fn claim(&mut self, spare: u32, unit: u64) -> Result {
         // SAFETY: live handle, exclusive use.
-        kernel::error::to_result(unsafe { dm_remap_v4_spare_pool_free(self.0.as_ptr(), unit) })
+        kernel::error::to_result(unsafe {
+            dm_remap_v4_spare_pool_claim(self.0.as_ptr(), spare, unit)
+        })
     }
 
-    /// `(used, total)` units.
-    pub(crate) fn counts(&mut self) -> (u64, u64) {
+    /// A free `(spare, unit)`, now used, by the pool's order policy; `ENOSPC` when every spare is full.
+    pub(crate) fn allocate(&mut self) -> Result<(u32, u64)> {
+        let (mut spare, mut unit) = (0, 0);
+        // SAFETY: live handle, exclusive use; valid out-pointers.
+        kernel::error::to_result(unsafe {
+            dm_remap_v4_spare_pool_allocate(self.0.as_ptr(), &mut spare, &mut unit)
+        })?;
+        Ok((spare, unit))
+    }
+
+    /// Gives back a unit from [`SparePool::allocate`] that ended up unused, or an unremapped one.
+    pub(crate) fn free(&mut self, spare: u32, unit: u64) -> Result {
+        // SAFETY: live handle, exclusive use.
+        kernel::error::to_result(unsafe {
+            dm_remap_v4_spare_pool_free(self.0.as_ptr(), spare, unit)
+        })
+    }
+
+    /// `(used, total)` units of `spare`.
+    pub(crate) fn counts(&mut self, spare: u32) -> (u64, u64) {
         let (mut used, mut total) = (0, 0);
         // SAFETY: live handle, exclusive use; valid out-pointers.
-        unsafe { dm_remap_v4_spare_pool_counts(self.0.as_ptr(), &mut used, &mut total) };
+        unsafe { dm_remap_v4_spare_pool_counts(self.0.as_ptr(), spare, &mut used, &mut total) };
         (used, total)
     }
 }
@@ -267,6 +350,50 @@ impl Drop for Metadata {
     fn drop(&mut self) {
         // SAFETY: a live handle from `dm_remap_v4_metadata_open()`, closed exactly once.
         unsafe { dm_remap_v4_metadata_close(self.0.as_ptr()) };
+    }
+}
+
+/// The pool size a blank spare formatted with `params` would get; on failure the error, its message and the
+/// smallest spare size that would do (0 if unknown).
+pub(crate) fn plan_format(
+    params: &OpenParams,
+) -> core::result::Result<u64, (Error, &'static CStr, u64)> {
+    let (mut units, mut needed) = (0u64, 0u64);
+    let mut msg: *const c_char = core::ptr::null();
+    // SAFETY: `params` is valid for reads, the out-pointers for writes, for the call.
+    let r = unsafe { dm_remap_v4_metadata_plan_format(params, &mut units, &mut needed, &mut msg) };
+    if r == 0 {
+        Ok(units)
+    } else {
+        Err((
+            errno_or_eio(r),
+            static_message(msg, c"spare device too small for its metadata region"),
+            needed,
+        ))
+    }
+}
+
+/// The `min_spare_percent` policy: `Err(required_sectors)` when `pool_sectors`, the spares' pool areas
+/// together, are less than `min_percent` percent of `main_sectors` (`u64::MAX` if that overflows).
+pub(crate) fn check_min_spare(
+    main_sectors: u64,
+    pool_sectors: u64,
+    min_percent: u32,
+) -> core::result::Result<(), u64> {
+    let mut required = u64::MAX;
+    // SAFETY: `required` is a valid out-pointer for the call.
+    let r = unsafe {
+        dm_remap_v4_spare_pool_check_min_spare(
+            main_sectors,
+            pool_sectors,
+            min_percent,
+            &mut required,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(required)
     }
 }
 

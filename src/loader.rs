@@ -21,8 +21,6 @@ pub(crate) struct Loader<'a> {
     table: &'a RemapTable,
     /// Sorted entries not yet installed; `None` once they have been.
     gathered: Option<(KVVec<u64>, KVVec<u64>)>,
-    /// Highest spare unit seen, checked against the pool once its size is known.
-    pub(crate) max_spare_unit: Option<u64>,
 }
 
 fn sink_status(r: Result) -> i32 {
@@ -39,7 +37,6 @@ impl<'a> Loader<'a> {
         Self {
             table,
             gathered: Some((KVVec::new(), KVVec::new())),
-            max_spare_unit: None,
         }
     }
 
@@ -66,9 +63,10 @@ impl<'a> Loader<'a> {
 
     fn apply(&mut self, rec: &RecordAbi) -> Result {
         let entry = match rec.state {
-            // One spare per setup so far: every entry must name spare 0.
-            RECORD_ACTIVE if rec.spare_index == 0 => Entry::Remapped {
-                spare: 0,
+            // The metadata module checked the spare index against the member count; the pool checks the
+            // unit against that spare's size (`claim_loaded_units`).
+            RECORD_ACTIVE => Entry::Remapped {
+                spare: rec.spare_index,
                 unit: rec.spare_unit,
             },
             RECORD_PENDING => Entry::Pending,
@@ -79,9 +77,6 @@ impl<'a> Loader<'a> {
             }
             _ => return Err(EINVAL),
         };
-        if rec.state == RECORD_ACTIVE {
-            self.max_spare_unit = self.max_spare_unit.max(Some(rec.spare_unit));
-        }
         let packed = entry.pack().ok_or(EINVAL)?;
         if self.append(rec.main_unit, packed)? {
             return Ok(());
@@ -103,10 +98,21 @@ impl LoadSink for Loader<'_> {
     }
 }
 
-/// Marks the spare units of the loaded remaps used, so they are never handed out again.
-pub(crate) fn claim_loaded_units(table: &RemapTable, pool: &mut SparePool) -> Result {
+/// Marks the spare units of the loaded remaps used, so they are never handed out again. `pool_units(spare)`
+/// is the size of each spare's pool (`None`: no such spare). `EUCLEAN` for an entry outside its spare's pool,
+/// `EINVAL` for two entries on one spare unit.
+pub(crate) fn claim_loaded_units(
+    table: &RemapTable,
+    pool: &mut SparePool,
+    pool_units: impl Fn(u32) -> Option<u64>,
+) -> Result {
     table.visit(|_, entry| match entry {
-        Entry::Remapped { unit, .. } => pool.claim(unit),
+        Entry::Remapped { spare, unit } => {
+            if pool_units(spare).is_none_or(|n| unit >= n) {
+                return Err(EUCLEAN);
+            }
+            pool.claim(spare, unit).map_err(|_| EINVAL)
+        }
         Entry::Pending => Ok(()),
     })
 }

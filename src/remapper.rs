@@ -11,13 +11,15 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::prelude::*;
+use kernel::str::CString;
 use kernel::sync::Mutex;
 
 use crate::dm::{BioIter, BlkStatus, Device, HandleBio, Op, OwnedBio};
 use crate::imports::{Metadata, RecordSource, SparePool};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{Entry, RemapLookup};
-use crate::md_abi::{OpenReport, RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING};
+use crate::md_abi::{RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING};
+use crate::members::{Resync, Setup, SpareDev};
 use crate::stats::IoStats;
 use crate::table::{Entries, RemapTable};
 
@@ -52,7 +54,8 @@ pub(crate) struct BioState {
 
 /// What changes the remap table: serialised by one mutex.
 pub(crate) struct Updates {
-    pub(crate) metadata: Metadata,
+    /// Each spare's metadata, by member index: every spare holds the whole table.
+    pub(crate) metadata: KVec<Metadata>,
     pub(crate) pool: SparePool,
     /// One unit of data in transit (kmalloc'ed, as block I/O needs).
     pub(crate) buf: KVec<u8>,
@@ -61,6 +64,8 @@ pub(crate) struct Updates {
     /// Changes staged for one journal commit (group commit): at most [`MAX_BATCH`], in ascending unit order,
     /// one per unit. Relocated data is already on its spare unit, not yet flushed. Empty between bios.
     pub(crate) batch: KVec<RecordAbi>,
+    /// Members to bring up to date at the first resume.
+    pub(crate) resync: Option<Resync>,
 }
 
 /// Records in one group commit: what one journal block holds.
@@ -69,22 +74,29 @@ pub(crate) const MAX_BATCH: usize = 126;
 /// The target's state.
 #[pin_data]
 pub(crate) struct Remapper {
-    /// Declared before the devices: fields drop in order, and the metadata handle uses the spare.
+    /// Declared before the devices: fields drop in order, and the metadata handles use the spares.
     #[pin]
     pub(crate) updates: Mutex<Updates>,
-    /// What opening the metadata found and did.
-    pub(crate) md_report: OpenReport,
+    /// Damaged superblock copies found, and rewritten, when the table was loaded (over every spare).
+    pub(crate) md_bad_copies: u32,
+    pub(crate) md_repaired: u32,
     pub(crate) main: Device,
-    pub(crate) spare: Device,
+    /// The spares, by member index.
+    pub(crate) spares: KVec<SpareDev>,
+    /// Member index of each spare in table order, for the table line.
+    pub(crate) table_order: KVec<u32>,
+    /// The table's `main_id` option, as given.
+    pub(crate) main_id: Option<CString>,
     /// The remap unit: the main device's logical block size.
     pub(crate) unit_bytes: u32,
     /// The table's `retries` option.
     pub(crate) retries: u32,
+    /// The table's `min_spare_percent` option.
+    pub(crate) min_spare_percent: u32,
+    /// Most entries the metadata holds ([`Setup::capacity`]).
+    capacity: u64,
     pub(crate) table: RemapTable,
     pub(crate) stats: IoStats,
-    /// Spare units in use, mirrored from the pool after every change so that `status` never waits for the
-    /// update mutex (held across slow I/O when a device misbehaves).
-    spare_used: AtomicU64,
     /// A unit needed a spare unit and none was left.
     exhausted: AtomicBool,
     /// A metadata commit failed: the on-disk state is unknown, so nothing more is relocated.
@@ -104,15 +116,35 @@ fn record(main_unit: u64, spare_unit: u64, state: u32) -> RecordAbi {
     }
 }
 
+/// The record of `main_unit` now living in unit `spare_unit` of spare `spare`.
+fn relocated(main_unit: u64, spare: u32, spare_unit: u64) -> RecordAbi {
+    RecordAbi {
+        spare_index: spare,
+        ..record(main_unit, spare_unit, RECORD_ACTIVE)
+    }
+}
+
 /// The whole table as records with `batch` applied on top (a batch record replaces the entry of its unit, is
 /// added, or, when cleared, drops it): what a checkpoint written while committing `batch` must hold. `batch`
 /// is in ascending unit order (see [`Updates::batch`]).
-struct Snapshot<'a> {
+pub(crate) struct Snapshot<'a> {
     table: &'a RemapTable,
     entries: Entries<'a>,
     batch: &'a [RecordAbi],
     /// Position in `batch` of the second pass, over the units the table does not hold yet.
     added: usize,
+}
+
+impl<'a> Snapshot<'a> {
+    /// The whole table with `batch` applied on top.
+    pub(crate) fn new(table: &'a RemapTable, batch: &'a [RecordAbi]) -> Self {
+        Self {
+            table,
+            entries: table.entries_from(0),
+            batch,
+            added: 0,
+        }
+    }
 }
 
 impl RecordSource for Snapshot<'_> {
@@ -158,26 +190,29 @@ impl Remapper {
 
     pub(crate) fn new(
         updates: Updates,
-        md_report: OpenReport,
-        main: Device,
-        spare: Device,
-        unit_bytes: u32,
-        retries: u32,
+        setup: Setup,
         table: RemapTable,
     ) -> impl PinInit<Self, Error> {
         let mut updates = updates;
-        let (spare_used, _) = updates.pool.counts();
-        let md_version = updates.metadata.version();
+        let md_version = updates.metadata.first().map_or(0, |m| m.version());
+        for (i, spare) in setup.spares.iter().enumerate() {
+            let used = u32::try_from(i).map_or(0, |i| updates.pool.counts(i).0);
+            spare.used.store(used, Ordering::Relaxed);
+        }
         try_pin_init!(Self {
             updates <- kernel::new_mutex!(updates, "dm-remap-v4 updates"),
-            md_report,
-            main,
-            spare,
-            unit_bytes,
-            retries,
+            md_bad_copies: setup.bad_copies,
+            md_repaired: setup.repaired,
+            main: setup.main,
+            spares: setup.spares,
+            table_order: setup.table_order,
+            main_id: setup.main_id,
+            unit_bytes: setup.unit_bytes,
+            retries: setup.retries,
+            min_spare_percent: setup.min_spare_percent,
+            capacity: setup.capacity,
             table,
             stats: IoStats::default(),
-            spare_used: AtomicU64::new(spare_used),
             exhausted: AtomicBool::new(false),
             md_failed: AtomicBool::new(false),
             md_version: AtomicU64::new(md_version),
@@ -188,27 +223,38 @@ impl Remapper {
         (self.unit_bytes / SECTOR_BYTES).max(1)
     }
 
-    /// First sector of `unit` of spare `spare`; `None` for anything outside the pool.
+    /// The spare with member index `spare`.
+    pub(crate) fn spare(&self, spare: u32) -> Option<&SpareDev> {
+        self.spares.get(usize::try_from(spare).ok()?)
+    }
+
+    /// First sector of `unit` of spare `spare`; `None` for anything outside its pool.
     pub(crate) fn spare_sector(&self, spare: u32, unit: u64) -> Option<u64> {
-        if spare != 0 || unit >= self.md_report.pool_units {
+        let s = self.spare(spare)?;
+        if unit >= s.pool_units {
             return None;
         }
         unit.checked_mul(u64::from(self.unit_sectors()))?
-            .checked_add(self.md_report.pool_start)
+            .checked_add(s.pool_start)
     }
 
-    /// `(spare_used, spare_total)` in units, without locking.
+    /// `(spare_used, spare_total)` in units over every spare, without locking.
     pub(crate) fn spare_counts(&self) -> (u64, u64) {
-        (
-            self.spare_used.load(Ordering::Relaxed),
-            self.md_report.pool_units,
-        )
+        self.spares.iter().fold((0u64, 0u64), |(used, total), s| {
+            (
+                used.saturating_add(s.used()),
+                total.saturating_add(s.pool_units),
+            )
+        })
     }
 
-    /// Mirrors the pool's count after a change (see `spare_used`).
+    /// Mirrors the pool's counts after a change (see [`SpareDev::used`]).
     fn note_pool(&self, u: &mut Updates) {
-        let (used, _) = u.pool.counts();
-        self.spare_used.store(used, Ordering::Relaxed);
+        for (i, spare) in self.spares.iter().enumerate() {
+            if let Ok(i) = u32::try_from(i) {
+                spare.used.store(u.pool.counts(i).0, Ordering::Relaxed);
+            }
+        }
     }
 
     /// `state=` of the status line.
@@ -226,15 +272,28 @@ impl Remapper {
     pub(crate) fn metadata_health(&self) -> &'static str {
         if self.md_failed.load(Ordering::Relaxed) {
             "failed"
-        } else if self.md_report.repaired < self.md_report.bad_copies {
+        } else if self.md_repaired < self.md_bad_copies {
             "degraded"
         } else {
             "ok"
         }
     }
 
-    /// Stages `rec`; when the batch is full, commits it first.
+    /// Stages `rec`; when the batch is full, commits it first. A new entry beyond what every spare's metadata
+    /// can hold is refused like a full spare (a checkpoint of a larger table would fail and stop all commits).
     fn stage(&self, u: &mut Updates, rec: RecordAbi) -> Result<(), (Error, &'static CStr)> {
+        if rec.state != RECORD_CLEARED {
+            // Counts a batch record that replaces an entry twice: errs on the side of refusing.
+            let entries = self
+                .table
+                .remapped()
+                .saturating_add(self.table.pending())
+                .saturating_add(u64::try_from(u.batch.len()).unwrap_or(u64::MAX));
+            if entries >= self.capacity {
+                self.exhausted.store(true, Ordering::Relaxed);
+                return Err((ENOSPC, c"the metadata holds no more entries"));
+            }
+        }
         // Units arrive in ascending order within a bio; a unit out of order commits what came before it.
         let ordered = u.batch.last().is_none_or(|l| l.main_unit < rec.main_unit);
         if u.batch.len() >= MAX_BATCH || !ordered {
@@ -255,7 +314,7 @@ impl Remapper {
         let done = self.commit_staged(u);
         if done.is_err() {
             for r in u.batch.iter().filter(|r| r.state == RECORD_ACTIVE) {
-                let _ = u.pool.free(r.spare_unit);
+                let _ = u.pool.free(r.spare_index, r.spare_unit);
             }
             self.note_pool(u);
         }
@@ -267,23 +326,29 @@ impl Remapper {
         if self.md_failed.load(Ordering::Relaxed) {
             return Err((EIO, c"an earlier metadata commit failed; reload the table"));
         }
-        // Relocated data must be durable before the mapping that points at it.
-        if u.batch.iter().any(|r| r.state == RECORD_ACTIVE) && self.spare.flush_sync().is_err() {
-            self.stats.device_error();
-            return Err((EIO, c"flushing the spare failed"));
+        // Relocated data must be durable before the mapping that points at it, and each spare's metadata
+        // flush covers only that spare.
+        for (i, spare) in self.spares.iter().enumerate() {
+            let holds_data = u
+                .batch
+                .iter()
+                .any(|r| r.state == RECORD_ACTIVE && usize::try_from(r.spare_index) == Ok(i));
+            if holds_data && spare.dev.flush_sync().is_err() {
+                self.stats.device_error();
+                return Err((EIO, c"flushing a spare failed"));
+            }
         }
-        let mut snapshot = Snapshot {
-            table: &self.table,
-            entries: self.table.entries_from(0),
-            batch: &u.batch,
-            added: 0,
-        };
-        let committed = u.metadata.commit(&u.batch, &mut snapshot);
-        self.md_version
-            .store(u.metadata.version(), Ordering::Relaxed);
-        if let Err(e) = committed {
-            self.md_failed.store(true, Ordering::Relaxed);
-            return Err(e);
+        // Every spare holds the whole table. A failure part-way leaves the later spares one commit behind;
+        // the next table load takes the newest spare and brings the others up to date.
+        for md in u.metadata.iter_mut() {
+            let mut snapshot = Snapshot::new(&self.table, &u.batch);
+            if let Err(e) = md.commit(&u.batch, &mut snapshot) {
+                self.md_failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        if let Some(md) = u.metadata.first() {
+            self.md_version.store(md.version(), Ordering::Relaxed);
         }
         // Durable from here on. Insertion can only fail for lack of memory; the entry is then used from the
         // next table load.
@@ -312,35 +377,41 @@ impl Remapper {
         published
     }
 
-    /// Gives `unit` a fresh spare unit holding `u.buf` and stages the mapping; returns the spare sector. A
+    /// Gives `unit` a fresh spare unit holding `u.buf` and stages the mapping; returns the spare and sector. A
     /// spare unit that fails the write is retired (left allocated, never handed out again).
-    fn stage_relocation(&self, u: &mut Updates, unit: u64) -> Result<u64, (Error, &'static CStr)> {
+    fn stage_relocation(
+        &self,
+        u: &mut Updates,
+        unit: u64,
+    ) -> Result<(u32, u64), (Error, &'static CStr)> {
         if self.md_failed.load(Ordering::Relaxed) {
             return Err((EIO, c"an earlier metadata commit failed; reload the table"));
         }
         for _ in 0..SPARE_ATTEMPTS {
-            let spare_unit = u.pool.allocate().map_err(|e| {
+            let (spare, spare_unit) = u.pool.allocate().map_err(|e| {
                 self.exhausted.store(true, Ordering::Relaxed);
                 (e, c"no spare unit left (spare exhausted)")
             })?;
             self.note_pool(u);
-            let sector = self
-                .spare_sector(0, spare_unit)
-                .ok_or((EINVAL, c"allocated spare unit outside the pool"))?;
-            if self.spare.write_sync(sector, &mut u.buf).is_err() {
+            let (Some(dev), Some(sector)) =
+                (self.spare(spare), self.spare_sector(spare, spare_unit))
+            else {
+                return Err((EINVAL, c"allocated spare unit outside the pool"));
+            };
+            if dev.dev.write_sync(sector, &mut u.buf).is_err() {
                 self.stats.device_error();
                 warn(format_args!(
-                    "spare unit {} failed a write; retired",
-                    spare_unit
+                    "spare {} unit {} failed a write; retired",
+                    spare, spare_unit
                 ));
                 continue;
             }
-            if let Err(e) = self.stage(u, record(unit, spare_unit, RECORD_ACTIVE)) {
-                let _ = u.pool.free(spare_unit);
+            if let Err(e) = self.stage(u, relocated(unit, spare, spare_unit)) {
+                let _ = u.pool.free(spare, spare_unit);
                 self.note_pool(u);
                 return Err(e);
             }
-            return Ok(sector);
+            return Ok((spare, sector));
         }
         Err((EIO, c"every spare unit tried failed"))
     }
@@ -358,14 +429,18 @@ impl Remapper {
         };
         match self.table.get(unit) {
             Some(Entry::Remapped { spare, unit: su }) => {
-                let sector = self
-                    .spare_sector(spare, su)
-                    .ok_or((EINVAL, c"remap entry outside the pool"))?;
-                if written(&self.spare, sector, &mut u.buf) {
+                let (Some(dev), Some(sector)) = (self.spare(spare), self.spare_sector(spare, su))
+                else {
+                    return Err((EINVAL, c"remap entry outside the pool"));
+                };
+                if written(&dev.dev, sector, &mut u.buf) {
                     return Ok(());
                 }
                 self.stats.device_error();
-                warn(format_args!("spare unit {} failed a write; retired", su));
+                warn(format_args!(
+                    "spare {} unit {} failed a write; retired",
+                    spare, su
+                ));
             }
             Some(Entry::Pending) => {}
             None => {
@@ -381,10 +456,11 @@ impl Remapper {
                 }
             }
         }
-        let spare_sector = self.stage_relocation(u, unit)?;
+        let (spare, spare_sector) = self.stage_relocation(u, unit)?;
         warn(format_args!(
-            "sector {}: write failed; relocating to spare sector {}",
+            "sector {}: write failed; relocating to spare {} sector {}",
             unit.saturating_mul(u64::from(self.unit_sectors())),
+            spare,
             spare_sector
         ));
         Ok(())
@@ -447,13 +523,15 @@ impl Remapper {
             let unit = first.saturating_add(u64::from(i));
             let entry = self.table.get(unit);
             let (dev, sector) = match entry {
-                Some(Entry::Remapped { spare, unit: su }) => match self.spare_sector(spare, su) {
-                    Some(s) => (&self.spare, s),
-                    None => {
-                        status = BlkStatus::IOERR;
-                        continue;
+                Some(Entry::Remapped { spare, unit: su }) => {
+                    match (self.spare(spare), self.spare_sector(spare, su)) {
+                        (Some(d), Some(s)) => (&d.dev, s),
+                        _ => {
+                            status = BlkStatus::IOERR;
+                            continue;
+                        }
                     }
-                },
+                }
                 _ => (&self.main, unit.saturating_mul(us)),
             };
             let mut read = false;
@@ -533,12 +611,12 @@ impl Remapper {
             );
             return Ok(());
         }
-        let spare_sector = self.stage_relocation(u, unit)?;
+        let (spare, spare_sector) = self.stage_relocation(u, unit)?;
         self.commit_batch(u)?;
         let _ = writeln!(
             out,
-            "remapped {} to spare 0 sector {}",
-            main_sector, spare_sector
+            "remapped {} to spare {} sector {}",
+            main_sector, spare, spare_sector
         );
         Ok(())
     }
@@ -563,13 +641,14 @@ impl Remapper {
             }
             None => return Err((ENOENT, c"the unit is not remapped")),
         };
-        let spare_sector = self
-            .spare_sector(spare, su)
-            .ok_or((EINVAL, c"remap entry outside the pool"))?;
+        let (Some(dev), Some(spare_sector)) = (self.spare(spare), self.spare_sector(spare, su))
+        else {
+            return Err((EINVAL, c"remap entry outside the pool"));
+        };
         let main_sector = unit.saturating_mul(us);
         let mut guard = self.updates.lock();
         let u = &mut *guard;
-        self.spare
+        dev.dev
             .read_sync(spare_sector, &mut u.buf)
             .map_err(|e| (e, c"cannot read the spare unit; the unit stays remapped"))?;
         let written = self.main.write_sync(main_sector, &mut u.buf).is_ok()
@@ -585,7 +664,7 @@ impl Remapper {
         self.stage(u, record(unit, 0, RECORD_CLEARED))?;
         self.commit_batch(u)?;
         // Nothing refers to the spare unit any more.
-        let _ = u.pool.free(su);
+        let _ = u.pool.free(spare, su);
         self.note_pool(u);
         let _ = writeln!(
             out,
@@ -608,6 +687,78 @@ impl Remapper {
         }
         self.stage(&mut guard, record(unit, 0, RECORD_CLEARED))?;
         self.commit_batch(&mut guard)
+    }
+
+    /// Before the table serves I/O (every resume): refuses to go on when another table wrote to a spare's
+    /// metadata since this one loaded it, since this table's map would miss those remaps and its next commit
+    /// would overwrite them; then brings the members that are behind up to date. Both need any previous table
+    /// of the device suspended, which device-mapper guarantees here.
+    pub(crate) fn preresume(&self) -> Result {
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        for (spare, md) in self.spares.iter().zip(u.metadata.iter_mut()) {
+            if let Err((e, why)) = md.check_unchanged() {
+                pr_err!(
+                    "spare {}: {}; load the table again\n",
+                    spare.dev.name(),
+                    why.to_str().unwrap_or("?")
+                );
+                return Err(e);
+            }
+        }
+        let Some(r) = u.resync else {
+            return Ok(());
+        };
+        for (i, (spare, md)) in self.spares.iter().zip(u.metadata.iter_mut()).enumerate() {
+            let wanted = u32::try_from(i)
+                .ok()
+                .and_then(|i| 1u32.checked_shl(i))
+                .is_some_and(|bit| r.mask & bit != 0);
+            if !wanted {
+                continue;
+            }
+            if let Err((e, why)) = md.resync(r.seq, r.members, &mut Snapshot::new(&self.table, &[]))
+            {
+                self.md_failed.store(true, Ordering::Relaxed);
+                pr_err!(
+                    "spare {}: bringing its metadata up to date failed: {}\n",
+                    spare.dev.name(),
+                    why.to_str().unwrap_or("?")
+                );
+                return Err(e);
+            }
+            pr_info!(
+                "spare {} (member {}) brought up to date: sequence {}, {} spares\n",
+                spare.dev.name(),
+                i,
+                r.seq,
+                r.members
+            );
+        }
+        u.resync = None;
+        if let Some(md) = u.metadata.first() {
+            self.md_version.store(md.version(), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The `spares` message: one line per spare, by member index.
+    pub(crate) fn list_spares(&self, out: &mut OutBuf<'_>) {
+        for (index, s) in self.spares.iter().enumerate() {
+            // Bounded by the spares; stops once the output buffer is full.
+            if writeln!(
+                out,
+                "{} {} used={} total={} state=active",
+                index,
+                s.dev.name(),
+                s.used(),
+                s.pool_units
+            )
+            .is_err()
+            {
+                break;
+            }
+        }
     }
 
     /// Writes up to `count` entries, from the unit holding `start_sector`, one per line.

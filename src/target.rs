@@ -18,8 +18,6 @@ use crate::dm::{
     Args, Bio, BioWorker, BlkStatus, CtrError, DeviceVisitor, EndIo, MapResult, Op, OwnedBio,
     QueueLimits, StatusKind, Target, TargetCtr, TargetInfo,
 };
-use crate::imports::{random_uuid, Metadata, SparePool};
-use crate::loader::{claim_loaded_units, Loader};
 use crate::logic::message::{parse_message, Message, HELP};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{route_first, Dest, Geometry};
@@ -27,10 +25,11 @@ use crate::logic::status::{
     write_ima, write_info, write_stats, write_table, write_table_memory, StatusView,
 };
 use crate::logic::table::parse_table;
-use crate::md_abi::{OpenParams, OPEN_FORMAT_IF_BLANK};
+use crate::logic::table::MAX_SPARES;
+use crate::md_abi::{OpenParams, MAIN_ID_SIZE};
+use crate::members::{assemble, Assembled};
 use crate::remapper::{BioState, Remapper, Route, Updates, MAX_BATCH, SECTOR_BYTES};
 use crate::stats::IoKind;
-use crate::table::RemapTable;
 
 const SECTOR_SHIFT: u32 = 9;
 /// A unit is copied through one kmalloc'ed buffer that must not cross a page.
@@ -50,9 +49,9 @@ impl Drop for RemapTarget {
     }
 }
 
-/// Flush bio number device-mapper gives the copy meant for each device (`num_flush_bios`).
+/// Flush bio number device-mapper gives the copy meant for the main device (`num_flush_bios`); spare `i`
+/// gets number `i + 1`.
 const FLUSH_MAIN: u32 = 0;
-const FLUSH_SPARE: u32 = 1;
 
 fn ctr_err(errno: Error, msg: &'static CStr) -> CtrError {
     CtrError::new(errno, msg)
@@ -118,19 +117,7 @@ impl Target for RemapTarget {
         let main = ctr
             .get_device(line.main)
             .map_err(|e| ctr_err(e, c"Cannot open main device"))?;
-        let spare = ctr
-            .get_device(line.spare)
-            .map_err(|e| ctr_err(e, c"Cannot open spare device"))?;
-        if main.same_as(&spare) {
-            return Err(ctr_err(EINVAL, c"Spare device is the main device"));
-        }
         let unit_bytes = main.logical_block_size();
-        if spare.logical_block_size() != unit_bytes {
-            return Err(ctr_err(
-                EINVAL,
-                c"Main and spare devices have different logical block sizes",
-            ));
-        }
         if unit_bytes > MAX_UNIT_BYTES {
             return Err(ctr_err(
                 EINVAL,
@@ -148,73 +135,56 @@ impl Target for RemapTarget {
                 c"Target length is not a multiple of the logical block size",
             ));
         }
-        let params = OpenParams {
+        let mut main_id = [0u8; MAIN_ID_SIZE];
+        if let Some(id) = line.main_id {
+            // The parser allows at most MAIN_ID_SIZE bytes.
+            for (d, s) in main_id.iter_mut().zip(id.to_bytes()) {
+                *d = *s;
+            }
+        }
+        let base = OpenParams {
             main_sectors: main.nr_sectors(),
-            spare_sectors: spare.nr_sectors(),
+            spare_sectors: 0,
             unit_sectors,
+            capacity: 0,
             main_logical_block_size: unit_bytes,
             member_index: 0,
             member_count: 1,
-            flags: OPEN_FORMAT_IF_BLANK,
-            new_uuid: random_uuid(),
-            main_id: [0; 64],
+            flags: 0,
+            new_uuid: [0; 16],
+            expect_uuid: [0; 16],
+            main_id,
         };
-        let table =
-            RemapTable::new().map_err(|e| ctr_err(e, c"Cannot allocate the remap table"))?;
-        let mut loader = Loader::new(&table);
-        let (metadata, md_report) = Metadata::open(&spare, &params, &mut loader)
-            .map_err(|(errno, msg)| ctr_err(errno, msg))?;
-        let max_spare_unit = loader.max_spare_unit;
-        loader
-            .finish()
-            .map_err(|e| ctr_err(e, c"Cannot build the remap table"))?;
-        if max_spare_unit.is_some_and(|u| u >= md_report.pool_units) {
-            return Err(ctr_err(
-                EUCLEAN,
-                c"Metadata holds a remap entry outside the spare pool",
-            ));
-        }
-        let mut pool = SparePool::new(md_report.pool_units)
-            .map_err(|e| ctr_err(e, c"Cannot allocate the spare pool allocator"))?;
-        claim_loaded_units(&table, &mut pool)
-            .map_err(|e| ctr_err(e, c"Metadata maps two units to the same spare unit"))?;
+        let wq_name = CString::try_from_fmt(fmt!("{}", main.name()))
+            .map_err(|e| ctr_err(e, c"Cannot allocate the worker name"))?;
+        let Assembled {
+            setup,
+            metadata,
+            table,
+            pool,
+            resync,
+        } = assemble(ctr, &line, main, base)?;
         let buf = unit_buffer(unit_bytes)?;
         let check = unit_buffer(unit_bytes)?;
         let batch = KVec::with_capacity(MAX_BATCH, GFP_KERNEL)
             .map_err(|e| ctr_err(e.into(), c"Cannot allocate the commit batch"))?;
-        if md_report.formatted != 0 {
-            pr_info!("formatted the metadata region of spare {}\n", spare.name());
-        }
-        if md_report.bad_copies != 0 {
-            pr_warn!(
-                "spare {}: {} damaged metadata superblock copies, {} rewritten\n",
-                spare.name(),
-                md_report.bad_copies,
-                md_report.repaired
-            );
-        }
-        // A flush must reach every device that may hold acknowledged data.
-        ctr.set_num_flush_bios(2);
+        // A flush must reach every device that may hold acknowledged data: the main and each spare.
+        let flush_bios = u32::try_from(setup.spares.len())
+            .ok()
+            .and_then(|n| n.checked_add(1))
+            .ok_or(ctr_err(EINVAL, c"Too many spare devices"))?;
+        ctr.set_num_flush_bios(flush_bios);
         ctr.set_num_discard_bios(1);
         ctr.set_num_write_zeroes_bios(1);
-        let wq_name = CString::try_from_fmt(fmt!("{}", main.name()))
-            .map_err(|e| ctr_err(e, c"Cannot allocate the worker name"))?;
         let updates = Updates {
             metadata,
             pool,
             buf,
             check,
             batch,
+            resync,
         };
-        let state = Remapper::new(
-            updates,
-            md_report,
-            main,
-            spare,
-            unit_bytes,
-            line.retries,
-            table,
-        );
+        let state = Remapper::new(updates, setup, table);
         let worker = BioWorker::new(&wq_name, state)
             .map_err(|e| ctr_err(e, c"Cannot allocate the worker"))?;
         Ok(Self { worker })
@@ -223,11 +193,13 @@ impl Target for RemapTarget {
     fn map(&self, ti: &TargetInfo, bio: &mut Bio, pb: &mut BioState) -> MapResult {
         let r = self.r();
         if bio.bytes() == 0 {
-            // Empty flush: one copy per device.
+            // Empty flush: one copy per device, the main's first.
             let dev = match bio.target_bio_nr() {
                 FLUSH_MAIN => &r.main,
-                FLUSH_SPARE => &r.spare,
-                _ => return MapResult::Kill,
+                n => match n.checked_sub(1).and_then(|i| r.spare(i)) {
+                    Some(s) => &s.dev,
+                    None => return MapResult::Kill,
+                },
             };
             bio.remap(dev, 0);
             return MapResult::Remapped;
@@ -260,9 +232,12 @@ impl Target for RemapTarget {
                 pb.route = if data { Route::Main } else { Route::Other };
                 bio.remap(&r.main, sector);
             }
-            Dest::Spare { sector, .. } => {
+            Dest::Spare { spare, sector } => {
+                let Some(s) = r.spare(spare) else {
+                    return MapResult::Kill;
+                };
                 pb.route = if data { Route::Spare } else { Route::Other };
-                bio.remap(&r.spare, sector);
+                bio.remap(&s.dev, sector);
             }
             // A write to pending units: each gets a fresh spare unit, committed before the write completes.
             Dest::Defer => {
@@ -314,11 +289,19 @@ impl Target for RemapTarget {
     fn status(&self, _ti: &TargetInfo, kind: StatusKind, out: &mut OutBuf<'_>) {
         let r = self.r();
         let (spare_used, spare_total) = r.spare_counts();
+        // Spare names in table order (the table line reproduces what was loaded).
+        let mut names = [""; MAX_SPARES];
+        let mut n = 0;
+        for (slot, index) in names.iter_mut().zip(r.table_order.iter()) {
+            *slot = r.spare(*index).map_or("-", |s| s.dev.name());
+            n += 1;
+        }
         let view = StatusView {
             name: "dm-remap-v4",
             version: Self::VERSION,
             main: r.main.name(),
-            spare: r.spare.name(),
+            spares: names.get(..n).unwrap_or(&[]),
+            main_id: r.main_id.as_deref().and_then(|id| id.to_str().ok()),
             unit_bytes: r.unit_bytes,
             spare_used,
             spare_total,
@@ -326,9 +309,10 @@ impl Target for RemapTarget {
             pending: r.table.pending(),
             state: r.state(),
             metadata: r.metadata_health(),
-            metadata_repaired: r.md_report.repaired,
+            metadata_repaired: r.md_repaired,
             metadata_version: r.metadata_version(),
             retries: r.retries,
+            min_spare_percent: r.min_spare_percent,
             io: r.stats.snapshot(),
         };
         // Overflow is recorded in `out` and reported to userspace as a full buffer.
@@ -362,6 +346,10 @@ impl Target for RemapTarget {
                 r.stats.clear();
                 Ok(())
             }
+            Ok(Message::Spares) => {
+                r.list_spares(out);
+                Ok(())
+            }
             Ok(Message::Remap { sector }) => {
                 let done = sector_check(ti, sector, true).and_then(|()| r.remap_now(sector, out));
                 refused("remap", sector, done)
@@ -392,7 +380,17 @@ impl Target for RemapTarget {
         if res != 0 {
             return res;
         }
-        visitor.visit(&r.spare, 0, r.spare.nr_sectors())
+        for s in r.spares.iter() {
+            let res = visitor.visit(&s.dev, 0, s.dev.nr_sectors());
+            if res != 0 {
+                return res;
+            }
+        }
+        0
+    }
+
+    fn preresume(&self, _ti: &TargetInfo) -> Result {
+        self.r().preresume()
     }
 
     fn io_hints(&self, _ti: &TargetInfo, limits: &mut QueueLimits<'_>) {

@@ -7,6 +7,12 @@ pub const MAIN_ID_SIZE: usize = 64;
 
 /// [`OpenParams::flags`]: format the region when it is blank (all zeros). Anything else is never overwritten.
 pub const OPEN_FORMAT_IF_BLANK: u32 = 1;
+/// [`OpenParams::flags`]: the region must belong to the setup [`OpenParams::expect_uuid`] (the other spares of
+/// a table already loaded), else `OtherSetup`.
+pub const OPEN_EXPECT_UUID: u32 = 2;
+/// [`OpenParams::flags`]: accept whichever member index the region records (a table names its spares in any
+/// order; each spare's superblock says which member it is). Without it the index must be `member_index`.
+pub const OPEN_ANY_MEMBER: u32 = 4;
 
 /// What the table says about the setup the spare must belong to.
 #[repr(C)]
@@ -18,16 +24,21 @@ pub struct OpenParams {
     pub spare_sectors: u64,
     /// Remap unit in sectors (the main device's logical block size / 512).
     pub unit_sectors: u64,
+    /// Entry capacity of a region formatted now (every spare holds the whole table, so a setup of several
+    /// spares passes their total units); 0: one entry per unit of this spare.
+    pub capacity: u64,
     /// Main device logical block size in bytes.
     pub main_logical_block_size: u32,
-    /// This spare's index among the setup's spares.
+    /// This spare's index among the setup's spares (see [`OPEN_ANY_MEMBER`]); the index a blank region gets.
     pub member_index: u32,
-    /// Number of spares in the setup.
+    /// Number of spares in the setup, written when formatting.
     pub member_count: u32,
     /// `OPEN_*` flags.
     pub flags: u32,
-    /// Setup UUID to write if the region is formatted (random, from the caller).
+    /// Setup UUID to write if the region is formatted (random for a new setup, from the caller).
     pub new_uuid: [u8; 16],
+    /// Setup UUID the region must record, with [`OPEN_EXPECT_UUID`].
+    pub expect_uuid: [u8; 16],
     /// Stable identifier of the main device (WWN/serial), zero-padded; all zeros when unknown.
     pub main_id: [u8; MAIN_ID_SIZE],
 }
@@ -42,6 +53,10 @@ pub struct OpenReport {
     pub bad_copies: u32,
     /// Copies rewritten by the repair that followed.
     pub repaired: u32,
+    /// The member index the region records.
+    pub member_index: u32,
+    /// The number of spares the region records for its setup.
+    pub member_count: u32,
     /// Reserved, zero.
     pub reserved: u32,
     /// Metadata version of the loaded (or new) superblock.
@@ -54,6 +69,8 @@ pub struct OpenReport {
     pub pool_start: u64,
     /// Units in the spare pool.
     pub pool_units: u64,
+    /// Entry capacity of the region's checkpoint areas: the most entries the table may hold.
+    pub capacity: u64,
     /// The setup UUID found (or written).
     pub uuid: [u8; 16],
 }

@@ -25,8 +25,12 @@ pub enum Error {
     OtherSetup,
     /// The region's setup was made for a different main device.
     MainMismatch,
+    /// The main device's identifier (WWN, serial) differs from the one recorded.
+    MainIdMismatch,
     /// The region is a different member of this setup than expected.
     MemberMismatch,
+    /// Someone else wrote to the region after it was loaded (see `Store::check_unchanged`).
+    ChangedSinceLoad,
     /// A superblock has a format version this code does not know.
     UnsupportedVersion,
     /// A superblock uses an incompatible feature this code does not know.
@@ -68,6 +72,7 @@ mod errno {
     pub(super) const ENODATA: i32 = 61;
     pub(super) const EOVERFLOW: i32 = 75;
     pub(super) const EOPNOTSUPP: i32 = 95;
+    pub(super) const ESTALE: i32 = 116;
     pub(super) const EUCLEAN: i32 = 117;
 }
 
@@ -85,7 +90,9 @@ impl Error {
             Self::Foreign => c"metadata region holds foreign data",
             Self::OtherSetup => c"spare belongs to another dm-remap setup",
             Self::MainMismatch => c"spare was set up for a different main device",
+            Self::MainIdMismatch => c"main device identifier differs from the recorded one",
             Self::MemberMismatch => c"spare is a different member of this setup",
+            Self::ChangedSinceLoad => c"metadata changed since the table was loaded",
             Self::UnsupportedVersion => c"unsupported metadata format version",
             Self::IncompatFeatures => c"metadata uses unknown incompatible features",
             Self::SuperblockCorrupt => c"all metadata superblock copies are corrupt",
@@ -115,10 +122,11 @@ impl Error {
                 errno::EINVAL
             }
             Self::MemberMismatch => errno::EINVAL,
+            Self::ChangedSinceLoad => errno::ESTALE,
             Self::SpareTooSmall | Self::JournalFull | Self::TableFull => errno::ENOSPC,
             Self::Blank => errno::ENODATA,
             Self::Foreign => errno::EBUSY,
-            Self::OtherSetup | Self::MainMismatch => errno::EEXIST,
+            Self::OtherSetup | Self::MainMismatch | Self::MainIdMismatch => errno::EEXIST,
             Self::UnsupportedVersion | Self::IncompatFeatures => errno::EOPNOTSUPP,
             Self::SuperblockCorrupt
             | Self::SuperblockInvalid

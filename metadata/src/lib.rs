@@ -22,11 +22,11 @@ pub mod record;
 pub mod store;
 pub mod superblock;
 
-pub use abi::{OpenParams, OpenReport, OPEN_FORMAT_IF_BLANK};
+pub use abi::{OpenParams, OpenReport, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID, OPEN_FORMAT_IF_BLANK};
 pub use error::Error;
 pub use io::{BlockIo, IoError};
 pub use layout::Layout;
-pub use open::{commit_or_checkpoint, open_region};
+pub use open::{commit_or_checkpoint, format_layout, open_region, plan_format};
 pub use record::{EntryState, Record, RecordSink};
 pub use store::{CopyStatus, Expect, FormatParams, LoadReport, Store};
 pub use superblock::{MainIdentity, Superblock};

@@ -3,10 +3,10 @@
 //!
 //! Its parameter and report types are in `abi.rs`: they cross the C ABI to the core module.
 
-use super::abi::{OpenParams, OpenReport, OPEN_FORMAT_IF_BLANK};
+use super::abi::{OpenParams, OpenReport, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID, OPEN_FORMAT_IF_BLANK};
 use super::error::Error;
 use super::io::BlockIo;
-use super::layout::Layout;
+use super::layout::{Layout, MAX_CAPACITY, MIN_CAPACITY};
 use super::record::{Record, RecordSink};
 use super::store::{Expect, FormatParams, Store};
 use super::superblock::MainIdentity;
@@ -39,10 +39,11 @@ pub fn open_region<I: BlockIo, S: RecordSink>(
         logical_block_size: params.main_logical_block_size,
         id: params.main_id,
     };
+    let flag = |f: u32| params.flags & f != 0;
     let expect = Expect {
-        uuid: None,
+        uuid: flag(OPEN_EXPECT_UUID).then_some(params.expect_uuid),
         main: Some(main),
-        member_index: Some(params.member_index),
+        member_index: (!flag(OPEN_ANY_MEMBER)).then_some(params.member_index),
     };
     let mut counter = Counter(0, sink);
     let mut report = OpenReport::default();
@@ -52,8 +53,8 @@ pub fn open_region<I: BlockIo, S: RecordSink>(
             report.records = counter.0;
             store
         }
-        Err(Error::Blank) if params.flags & OPEN_FORMAT_IF_BLANK != 0 => {
-            let layout = Layout::for_spare(params.spare_sectors, params.unit_sectors)?;
+        Err(Error::Blank) if flag(OPEN_FORMAT_IF_BLANK) => {
+            let layout = format_layout(params)?;
             let format = FormatParams {
                 uuid: params.new_uuid,
                 member_index: params.member_index,
@@ -77,7 +78,35 @@ pub fn open_region<I: BlockIo, S: RecordSink>(
     report.last_seq = store.last_seq();
     report.pool_start = sb.pool_start;
     report.pool_units = sb.pool_units;
+    report.member_index = sb.member_index;
+    report.member_count = sb.member_count;
+    report.capacity = sb.capacity;
     Ok((store, report))
+}
+
+/// The layout a blank region gets when `params` format it: sized for `params.capacity` entries, or one per
+/// unit of the spare when that is 0.
+pub fn format_layout(params: &OpenParams) -> Result<Layout, Error> {
+    match params.capacity {
+        0 => Layout::for_spare(params.spare_sectors, params.unit_sectors),
+        c => Layout::for_capacity(c.clamp(MIN_CAPACITY, MAX_CAPACITY)),
+    }
+}
+
+/// What formatting a blank spare with `params` would give, without touching it: `Ok(pool_units)`, or
+/// `Err((error, sectors_needed))` where `sectors_needed` is the smallest spare that would hold the region
+/// and one unit (0 when even that cannot be computed).
+pub fn plan_format(params: &OpenParams) -> Result<u64, (Error, u64)> {
+    let layout = format_layout(params).map_err(|e| (e, 0))?;
+    layout
+        .pool_units(params.spare_sectors, params.unit_sectors)
+        .map_err(|e| {
+            let needed = layout
+                .region_sectors
+                .checked_add(params.unit_sectors)
+                .unwrap_or(0);
+            (e, needed)
+        })
 }
 
 /// Commits `records`; when the journal is full, writes a checkpoint of the whole table instead, which holds

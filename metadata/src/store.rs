@@ -44,7 +44,7 @@ pub struct FormatParams {
 pub struct Expect {
     /// Setup UUID ([`Error::OtherSetup`] otherwise).
     pub uuid: Option<[u8; 16]>,
-    /// Main device ([`Error::MainMismatch`] otherwise).
+    /// Main device ([`MainIdentity::check_against`]).
     pub main: Option<MainIdentity>,
     /// Member index ([`Error::MemberMismatch`] otherwise).
     pub member_index: Option<u32>,
@@ -272,8 +272,8 @@ impl Store {
         let Some((chosen, sb)) = best else {
             return Err(no_superblock(&copies, &found));
         };
-        if expect.main.is_some_and(|m| m != sb.main) {
-            return Err(Error::MainMismatch);
+        if let Some(main) = expect.main {
+            main.check_against(&sb.main)?;
         }
         if expect.member_index.is_some_and(|m| m != sb.member_index) {
             return Err(Error::MemberMismatch);
@@ -369,11 +369,54 @@ impl Store {
         buf: &mut [u8],
         entries: E,
     ) -> Result<(), Error> {
+        let (seq, members) = (self.last_seq(), self.sb.member_count);
+        self.rewrite(io, buf, seq, members, entries)
+    }
+
+    /// Brings this member of a setup of several spares up to date: a checkpoint of the whole table (as
+    /// [`Store::checkpoint`]) that also adopts the setup's sequence number `seq` and member count, so that
+    /// every member records the same state under the same number. Used for a member that missed commits
+    /// (it was behind when the setup was loaded), a member just formatted for a running setup, and every
+    /// member when a spare joins.
+    ///
+    /// `seq` below this member's own, or a member count that would drop a member, is [`Error::BadGeometry`]
+    /// and changes nothing.
+    pub fn resync<I: BlockIo, E: IntoIterator<Item = Record>>(
+        &mut self,
+        io: &mut I,
+        buf: &mut [u8],
+        seq: u64,
+        member_count: u32,
+        entries: E,
+    ) -> Result<(), Error> {
+        if seq < self.last_seq() || member_count < self.sb.member_count {
+            return Err(Error::BadGeometry);
+        }
+        self.rewrite(io, buf, seq, member_count, entries)
+    }
+
+    /// The checkpoint itself: the table into the inactive area, then the superblocks, recording commit
+    /// sequence `seq` and `member_count`.
+    fn rewrite<I: BlockIo, E: IntoIterator<Item = Record>>(
+        &mut self,
+        io: &mut I,
+        buf: &mut [u8],
+        seq: u64,
+        member_count: u32,
+        entries: E,
+    ) -> Result<(), Error> {
         self.usable()?;
         let blk = as_block(buf)?;
         let meta_version = self.sb.meta_version.checked_add(1).ok_or(Error::Overflow)?;
+        let next_seq = seq.checked_add(1).ok_or(Error::Overflow)?;
         let nonce = journal_nonce(self.salt, meta_version);
         let area = self.sb.active_area ^ 1;
+        let members = Superblock {
+            member_count,
+            ..self.sb
+        };
+        // The records are checked against the member count they are written under.
+        let (_, limits) = check_superblock(&members)?;
         // The inactive area is scratch until a superblock points to it: failures here change nothing.
         let written = checkpoint::write(
             io,
@@ -381,18 +424,18 @@ impl Store {
             &self.layout,
             area,
             (meta_version, nonce),
-            &self.limits,
+            &limits,
             entries.into_iter(),
         )?;
         block::flush(io)?;
         let sb = Superblock {
             meta_version,
-            commit_seq: self.last_seq(),
+            commit_seq: seq,
             journal_nonce: nonce,
             checkpoint_entries: written.entries,
             checkpoint_crc: written.crc,
             active_area: area,
-            ..self.sb
+            ..members
         };
         // Copies not holding the current state go first, so until the last write at least one intact copy
         // holds the current state and every newer copy holds the new, already durable, one.
@@ -402,13 +445,59 @@ impl Store {
             self.poison_on_io(done)?;
         }
         self.sb = sb;
+        self.limits = limits;
         self.current = [true; SUPERBLOCK_COPIES];
         self.pos = Position {
             block: 0,
-            seq: self.pos.seq,
+            seq: next_seq,
             chain: 0,
         };
         Ok(())
+    }
+
+    /// Checks that nobody else wrote to the region since this store loaded it or last wrote to it: no newer
+    /// superblock of this setup, and no commit after this store's last one in its journal generation.
+    /// [`Error::ChangedSinceLoad`] otherwise: the caller's table misses what was committed, and writing
+    /// through this store would overwrite it.
+    ///
+    /// Used when a table reload is resumed: the new table loaded the metadata while the previous table was
+    /// still live and may have committed after that. A block that cannot be read proves nothing either way
+    /// and is passed over: the check never refuses a region for an I/O error alone.
+    pub fn check_unchanged<I: BlockIo>(&self, io: &mut I, buf: &mut [u8]) -> Result<(), Error> {
+        let blk = as_block(buf)?;
+        for copy in 0..SUPERBLOCK_COPIES {
+            let sector = Layout::superblock_sector(copy).ok_or(Error::BadGeometry)?;
+            if block::read(io, sector, blk).is_err() {
+                continue;
+            }
+            if let Ok(sb) = Superblock::decode(blk) {
+                if sb.uuid == self.sb.uuid && sb.meta_version > self.sb.meta_version {
+                    return Err(Error::ChangedSinceLoad);
+                }
+            }
+        }
+        struct Count(u64);
+        impl RecordSink for Count {
+            fn apply(&mut self, _rec: &Record) -> Result<(), Error> {
+                self.0 = self.0.saturating_add(1);
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        let replayed = journal::replay(
+            io,
+            blk,
+            &self.layout,
+            self.sb.journal_nonce,
+            self.pos,
+            &self.limits,
+            &mut count,
+        );
+        match replayed {
+            Ok(r) if r.commits == 0 => Ok(()),
+            Err(Error::ReadFailed) => Ok(()),
+            _ => Err(Error::ChangedSinceLoad),
+        }
     }
 
     /// Rewrites every superblock copy that load did not find current; returns how many were rewritten.

@@ -24,6 +24,28 @@ pub struct MainIdentity {
     pub id: [u8; MAIN_ID_SIZE],
 }
 
+impl MainIdentity {
+    /// Whether a main device with this identity may be the one `recorded` describes: size and logical block
+    /// size must be equal ([`Error::MainMismatch`] otherwise). An all-zero identifier means unknown (many
+    /// virtual disks have none), so identifiers are compared only when both are known
+    /// ([`Error::MainIdMismatch`]).
+    ///
+    /// [`Error::MainMismatch`]: super::error::Error::MainMismatch
+    /// [`Error::MainIdMismatch`]: super::error::Error::MainIdMismatch
+    pub fn check_against(&self, recorded: &Self) -> Result<(), super::error::Error> {
+        if self.sectors != recorded.sectors
+            || self.logical_block_size != recorded.logical_block_size
+        {
+            return Err(super::error::Error::MainMismatch);
+        }
+        let known = |id: &[u8; MAIN_ID_SIZE]| id.iter().any(|&b| b != 0);
+        if known(&self.id) && known(&recorded.id) && self.id != recorded.id {
+            return Err(super::error::Error::MainIdMismatch);
+        }
+        Ok(())
+    }
+}
+
 /// Decoded superblock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Superblock {

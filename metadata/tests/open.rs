@@ -7,8 +7,9 @@
 
 use dm_remap_v4_metadata::layout::BLOCK_SIZE;
 use dm_remap_v4_metadata::{
-    commit_or_checkpoint, open_region, BlockIo, EntryState, Error, IoError, OpenParams, OpenReport,
-    Record, RecordSink, OPEN_FORMAT_IF_BLANK,
+    commit_or_checkpoint, open_region, plan_format, BlockIo, EntryState, Error, IoError,
+    OpenParams, OpenReport, Record, RecordSink, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID,
+    OPEN_FORMAT_IF_BLANK,
 };
 
 const SPARE_SECTORS: u64 = 32 * 2048;
@@ -39,11 +40,13 @@ fn params(main_sectors: u64) -> OpenParams {
         main_sectors,
         spare_sectors: SPARE_SECTORS,
         unit_sectors: 1,
+        capacity: 0,
         main_logical_block_size: 512,
         member_index: 0,
         member_count: 1,
         flags: OPEN_FORMAT_IF_BLANK,
         new_uuid: [9; 16],
+        expect_uuid: [0; 16],
         main_id: [0; 64],
     }
 }
@@ -242,4 +245,167 @@ fn a_full_journal_is_folded_into_a_checkpoint() {
         loaded.insert(r.main_unit, r);
     }
     assert_eq!(loaded, table);
+}
+
+/// `params` for a member of a setup of several spares that has main identifier `id`.
+fn member(index: u32, count: u32, id: &[u8]) -> OpenParams {
+    let mut p = params(1 << 20);
+    p.member_index = index;
+    p.member_count = count;
+    p.main_id[..id.len()].copy_from_slice(id);
+    p
+}
+
+#[test]
+fn members_are_checked_for_uuid_index_and_main_identifier() {
+    let mut disk = MemDisk(vec![0; SPARE_SECTORS as usize * 512]);
+    let r = open(&mut disk, &member(1, 2, b"serial:A")).unwrap();
+    assert_eq!((r.formatted, r.member_index, r.member_count), (1, 1, 2));
+    let before = disk.0.clone();
+    // Another index is refused unless any member is accepted.
+    assert_eq!(
+        open(&mut disk, &member(0, 2, b"serial:A")),
+        Err(Error::MemberMismatch)
+    );
+    let mut any = member(0, 2, b"serial:A");
+    any.flags |= OPEN_ANY_MEMBER;
+    assert_eq!(open(&mut disk, &any).map(|r| r.member_index), Ok(1));
+    // The UUID of the other members, when given, must match.
+    let mut other = any;
+    other.flags |= OPEN_EXPECT_UUID;
+    other.expect_uuid = [8; 16];
+    assert_eq!(open(&mut disk, &other), Err(Error::OtherSetup));
+    other.expect_uuid = [9; 16];
+    assert_eq!(open(&mut disk, &other).map(|r| r.uuid), Ok([9; 16]));
+    // A known identifier must match a known one; an unknown one on either side is not a mismatch.
+    assert_eq!(
+        open(&mut disk, &member(1, 2, b"serial:B")),
+        Err(Error::MainIdMismatch)
+    );
+    assert!(open(&mut disk, &member(1, 2, b"")).is_ok());
+    assert!(
+        disk.0 == before,
+        "a refused or clean open wrote to the disk"
+    );
+    let mut unknown = MemDisk(vec![0; SPARE_SECTORS as usize * 512]);
+    open(&mut unknown, &member(0, 1, b"")).unwrap();
+    assert!(open(&mut unknown, &member(0, 1, b"serial:B")).is_ok());
+}
+
+#[test]
+fn the_capacity_of_a_new_region_follows_the_table() {
+    let mut disk = MemDisk(vec![0; SPARE_SECTORS as usize * 512]);
+    let mut p = params(1 << 20);
+    p.capacity = 3000;
+    assert_eq!(open(&mut disk, &p).map(|r| r.capacity), Ok(3000));
+    let mut small = MemDisk(vec![0; SPARE_SECTORS as usize * 512]);
+    p.capacity = 1;
+    assert_eq!(
+        open(&mut small, &p).map(|r| r.capacity),
+        Ok(1024),
+        "clamped"
+    );
+    let mut huge = MemDisk(vec![0; SPARE_SECTORS as usize * 512]);
+    p.capacity = 1 << 26;
+    assert_eq!(open(&mut huge, &p), Err(Error::SpareTooSmall));
+}
+
+#[test]
+fn resync_adopts_the_setup_sequence_and_member_count() {
+    let rec = |main_unit, spare_index| Record {
+        main_unit,
+        spare_index,
+        spare_unit: main_unit,
+        state: EntryState::Active,
+        timestamp: 5,
+    };
+    let mut disk = MemDisk(vec![0; SPARE_SECTORS as usize * 512]);
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let p = member(0, 1, b"");
+    let (mut store, _) = open_region(&mut disk, &mut buf, &p, 7, &mut Keep::default()).unwrap();
+    store.commit(&mut disk, &mut buf, &[rec(1, 0)]).unwrap();
+    // A record naming spare 1 needs a member count of 2.
+    assert_eq!(
+        store.resync(&mut disk, &mut buf, 41, 1, [rec(1, 0), rec(2, 1)]),
+        Err(Error::BadRecord)
+    );
+    assert_eq!(
+        store.resync(&mut disk, &mut buf, 0, 2, [rec(1, 0)]),
+        Err(Error::BadGeometry),
+        "a sequence number going back"
+    );
+    store
+        .resync(&mut disk, &mut buf, 41, 2, [rec(1, 0), rec(2, 1)])
+        .unwrap();
+    assert_eq!(store.commit(&mut disk, &mut buf, &[rec(3, 1)]), Ok(42));
+    assert_eq!(
+        store.resync(&mut disk, &mut buf, 42, 1, [rec(1, 0)]),
+        Err(Error::BadGeometry),
+        "a member count dropping a member"
+    );
+    let mut keep = Keep::default();
+    let (_, r) = open_region(&mut disk, &mut buf, &p, 8, &mut keep).unwrap();
+    assert_eq!((r.last_seq, r.member_count), (42, 2));
+    assert_eq!(keep.0, [rec(1, 0), rec(2, 1), rec(3, 1)]);
+}
+
+#[test]
+fn a_store_notices_writes_by_another_store_of_the_same_region() {
+    let rec = |main_unit| Record {
+        main_unit,
+        spare_index: 0,
+        spare_unit: main_unit,
+        state: EntryState::Active,
+        timestamp: 5,
+    };
+    let mut disk = formatted();
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let p = params(1 << 20);
+    let (mut old, _) = open_region(&mut disk, &mut buf, &p, 7, &mut Keep::default()).unwrap();
+    // A second table loads the region while the first is live.
+    let (new, _) = open_region(&mut disk, &mut buf, &p, 8, &mut Keep::default()).unwrap();
+    assert_eq!(new.check_unchanged(&mut disk, &mut buf), Ok(()));
+    // The first table's own commits do not make it stale, but they do make the second one stale.
+    old.commit(&mut disk, &mut buf, &[rec(1)]).unwrap();
+    assert_eq!(old.check_unchanged(&mut disk, &mut buf), Ok(()));
+    assert_eq!(
+        new.check_unchanged(&mut disk, &mut buf),
+        Err(Error::ChangedSinceLoad)
+    );
+    // A checkpoint by the first table is noticed too.
+    let (fresh, _) = open_region(&mut disk, &mut buf, &p, 9, &mut Keep::default()).unwrap();
+    old.checkpoint(&mut disk, &mut buf, [rec(1)]).unwrap();
+    assert_eq!(
+        fresh.check_unchanged(&mut disk, &mut buf),
+        Err(Error::ChangedSinceLoad)
+    );
+    assert_eq!(old.check_unchanged(&mut disk, &mut buf), Ok(()));
+    // And a store loaded after everything is current.
+    let (last, _) = open_region(&mut disk, &mut buf, &p, 10, &mut Keep::default()).unwrap();
+    assert_eq!(last.check_unchanged(&mut disk, &mut buf), Ok(()));
+}
+
+#[test]
+fn plan_format_predicts_format_without_writing() {
+    let mut p = params(1 << 20);
+    let planned = plan_format(&p).unwrap();
+    let mut disk = MemDisk(vec![0; SPARE_SECTORS as usize * 512]);
+    let (store, _) = open_region(
+        &mut disk,
+        &mut vec![0u8; BLOCK_SIZE],
+        &p,
+        7,
+        &mut Keep::default(),
+    )
+    .unwrap();
+    assert_eq!(store.superblock().pool_units, planned);
+    // Too small: the error says how large the spare must be, and that size is enough.
+    p.capacity = 1 << 22;
+    let (e, needed) = plan_format(&p).unwrap_err();
+    assert_eq!(e, Error::SpareTooSmall);
+    assert!(needed > SPARE_SECTORS);
+    p.spare_sectors = needed;
+    assert_eq!(plan_format(&p), Ok(1));
+    p.spare_sectors = needed - 1;
+    assert!(plan_format(&p).is_err());
 }

@@ -342,7 +342,7 @@ fn blank_foreign_and_other_setups_are_distinct() {
     other_main.main = Some(m);
     assert_eq!(
         Store::load(&mut ours, &mut block(), &other_main, 1, &mut sink).err(),
-        Some(Error::MainMismatch)
+        Some(Error::MainIdMismatch)
     );
     let mut other_member = ANY;
     other_member.member_index = Some(1);

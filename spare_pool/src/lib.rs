@@ -20,4 +20,4 @@ pub mod sizing;
 
 pub use bitmap::{Bitmap, Counts, PriorState, Tally, UnitState};
 pub use error::Error;
-pub use pool::{Allocation, Pool, Spare, SpareState, MAX_SPARES};
+pub use pool::{pick_spare, Allocation, Candidate, Pool, Spare, SpareState, MAX_SPARES};

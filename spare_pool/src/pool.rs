@@ -54,11 +54,33 @@ impl<'a> Spare<'a> {
             same_device_as_main,
         }
     }
+}
 
-    /// Whether the allocator may take a unit from this spare now.
-    fn has_room(&self) -> bool {
-        self.state.allocatable() && self.bitmap.counts().free > 0
-    }
+/// What the allocation order policy looks at in one spare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// The spare's state; only `Active` spares are allocated from.
+    pub state: SpareState,
+    /// The spare lives on the main's physical device.
+    pub same_device_as_main: bool,
+    /// Free units in the spare.
+    pub free: u64,
+}
+
+/// The allocation order policy (the one definition, also used by the kernel module's handle): the index
+/// of the spare the next unit comes from. First an `Active` spare with a free unit on another physical
+/// device than the main, lowest index first; else one on the main's device; `None` when no spare has room.
+pub fn pick_spare<I>(spares: I) -> Option<usize>
+where
+    I: Iterator<Item = Candidate> + Clone,
+{
+    let room = |c: &Candidate| c.state.allocatable() && c.free > 0;
+    let pick = |same_device: bool| {
+        spares
+            .clone()
+            .position(|c| c.same_device_as_main == same_device && room(&c))
+    };
+    pick(false).or_else(|| pick(true))
 }
 
 /// Where a remapped block lives: a spare index and a unit within that spare's pool area.
@@ -114,12 +136,11 @@ impl<'s, 'a> Pool<'s, 'a> {
     /// The spare the policy picks next: first spare with room on another physical device,
     /// else first spare with room on the main's device.
     pub fn next_spare(&self) -> Option<usize> {
-        let pick = |same_device: bool| {
-            self.spares
-                .iter()
-                .position(|s| s.same_device_as_main == same_device && s.has_room())
-        };
-        pick(false).or_else(|| pick(true))
+        pick_spare(self.spares.iter().map(|s| Candidate {
+            state: s.state,
+            same_device_as_main: s.same_device_as_main,
+            free: s.bitmap.counts().free,
+        }))
     }
 
     /// Hands out a unit according to the order policy; [`Error::NoSpace`] when no `Active`

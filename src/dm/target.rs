@@ -189,6 +189,12 @@ pub(crate) trait Target: Sized + Send + Sync + 'static {
 
     /// Adjusts the queue limits of the mapped device.
     fn io_hints(&self, _ti: &TargetInfo, _limits: &mut QueueLimits<'_>) {}
+
+    /// Runs before the table starts serving I/O, after any previous table of the device was suspended; an
+    /// error fails the resume and leaves the device suspended. May sleep.
+    fn preresume(&self, _ti: &TargetInfo) -> Result {
+        Ok(())
+    }
 }
 
 /// The target's data for `bio`.
@@ -396,6 +402,21 @@ unsafe extern "C" fn message_callback<T: Target>(
     }
 }
 
+/// Device-mapper's `target_type.preresume` callback for `T`.
+///
+/// # Safety
+///
+/// Only device-mapper may call it, through the `target_type` that [`Registration`] registered, with the
+/// arguments its contract for `target_type.preresume` guarantees.
+unsafe extern "C" fn preresume_callback<T: Target>(ti: *mut ffi::dm_target) -> c_int {
+    // SAFETY: `ti` is live for the call and its constructor succeeded.
+    let (target, info) = unsafe { (target_of::<T>(ti), TargetInfo::from_raw(ti)) };
+    match target.preresume(info) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
 /// Device-mapper's `target_type.iterate_devices` callback for `T`.
 ///
 /// # Safety
@@ -469,6 +490,7 @@ impl<T: Target> Registration<T> {
             (*p).message = Some(message_callback::<T>);
             (*p).iterate_devices = Some(iterate_devices_callback::<T>);
             (*p).io_hints = Some(io_hints_callback::<T>);
+            (*p).preresume = Some(preresume_callback::<T>);
         }
         // SAFETY: `p` is a fully initialised `target_type` that stays pinned until `drop` unregisters it.
         to_result(unsafe { ffi::dm_register_target(p) })?;

@@ -37,6 +37,8 @@ pub enum Message {
     Stats,
     /// `clear_stats`: set the I/O and error counters to zero.
     ClearStats,
+    /// `spares`: one line per spare device with its member index, device, used and total units and state.
+    Spares,
 }
 
 /// Everything that can be wrong with a message.
@@ -68,7 +70,8 @@ remap <sector>: copy the unit holding <sector> to the spare and use it from now 
 unremap <sector>: copy the unit back to main, verify it, and drop its entry (suspend first)\n\
 clear_pending <sector>: forget a failed read of the unit; it is read from and written to main again\n\
 stats: the I/O and error counters, one key=value per line\n\
-clear_stats: set the I/O and error counters to zero\n";
+clear_stats: set the I/O and error counters to zero\n\
+spares: one line per spare: '<index> <major:minor> used=<units> total=<units> state=<state>'\n";
 
 /// Parses a message's words (`argv` as the target receives it).
 pub fn parse_message<A, I>(args: I) -> Result<Message, MessageError>
@@ -99,6 +102,9 @@ where
     }
     if is(word, "clear_stats") {
         return no_args(Message::ClearStats);
+    }
+    if is(word, "spares") {
+        return no_args(Message::Spares);
     }
     if is(word, "remap") {
         return Ok(Message::Remap {

@@ -33,8 +33,10 @@ pub struct StatusView<'a> {
     pub version: [u32; 3],
     /// Main device as `major:minor`.
     pub main: &'a str,
-    /// Spare device as `major:minor`.
-    pub spare: &'a str,
+    /// Spare devices as `major:minor`, in table order (at least one).
+    pub spares: &'a [&'a str],
+    /// The table's `main_id` option.
+    pub main_id: Option<&'a str>,
     /// Remap unit in bytes (the main device's logical block size).
     pub unit_bytes: u32,
     /// `ok`, `spare_exhausted` (a unit needed a spare unit and none was left) or `failed` (a metadata commit
@@ -57,12 +59,16 @@ pub struct StatusView<'a> {
     pub pending: u64,
     /// The table's `retries` option.
     pub retries: u32,
+    /// The table's `min_spare_percent` option (0: none).
+    pub min_spare_percent: u32,
     /// I/O counters.
     pub io: IoCounters,
 }
 
 /// INFO: `unit_bytes=… remapped=… pending=… spare_used=… spare_total=… metadata=… metadata_repaired=… metadata_version=… reads=…
-/// writes=… flushes=… discards=… read_errors=… write_errors=… device_errors=… state=…`.
+/// writes=… flushes=… discards=… read_errors=… write_errors=… device_errors=… state=… spares=…`.
+///
+/// `spare_used` and `spare_total` count over every spare; the `spares` message breaks them down.
 pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     let io = &v.io;
     write!(
@@ -80,7 +86,13 @@ pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
         "reads={} writes={} flushes={} discards={} read_errors={} write_errors={} ",
         io.reads, io.writes, io.flushes, io.discards, io.read_errors, io.write_errors
     )?;
-    write!(w, "device_errors={} state={}", io.device_errors, v.state)
+    write!(
+        w,
+        "device_errors={} state={} spares={}",
+        io.device_errors,
+        v.state,
+        v.spares.len()
+    )
 }
 
 /// The `stats` message: the I/O counters, one `key=value` per line, keys as in INFO.
@@ -112,11 +124,37 @@ pub fn write_table_memory<W: Write>(w: &mut W, t: &TableMemory) -> fmt::Result {
     writeln!(w, "table_run_bytes={}", t.run_bytes)
 }
 
-/// TABLE: the constructor arguments, with devices as `major:minor` (device-mapper's convention).
+/// TABLE: the constructor arguments, with devices as `major:minor` (device-mapper's convention). Options
+/// appear only when they differ from the default, in the order `retries`, `min_spare_percent`, `main_id`,
+/// `spare`.
 pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
-    write!(w, "{} {}", v.main, v.spare)?;
-    if v.retries != super::table::DEFAULT_RETRIES {
-        write!(w, " 2 retries {}", v.retries)?;
+    let (first, more) = v
+        .spares
+        .split_first()
+        .map_or(("-", &[][..]), |(f, m)| (*f, m));
+    write!(w, "{} {}", v.main, first)?;
+    let retries = v.retries != super::table::DEFAULT_RETRIES;
+    let min_spare = v.min_spare_percent != 0;
+    let options = more
+        .len()
+        .saturating_add(usize::from(retries))
+        .saturating_add(usize::from(min_spare))
+        .saturating_add(usize::from(v.main_id.is_some()));
+    if options == 0 {
+        return Ok(());
+    }
+    write!(w, " {}", options.saturating_mul(2))?;
+    if retries {
+        write!(w, " retries {}", v.retries)?;
+    }
+    if min_spare {
+        write!(w, " min_spare_percent {}", v.min_spare_percent)?;
+    }
+    if let Some(id) = v.main_id {
+        write!(w, " main_id {}", id)?;
+    }
+    for spare in more {
+        write!(w, " spare {}", spare)?;
     }
     Ok(())
 }
@@ -126,7 +164,14 @@ pub fn write_ima<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     let [major, minor, patch] = v.version;
     write!(
         w,
-        "target_name={},target_version={}.{}.{},main_device={},spare_device={},unit_bytes={};",
-        v.name, major, minor, patch, v.main, v.spare, v.unit_bytes
+        "target_name={},target_version={}.{}.{},main_device={},spare_device={},spares={},unit_bytes={};",
+        v.name,
+        major,
+        minor,
+        patch,
+        v.main,
+        v.spares.first().copied().unwrap_or("-"),
+        v.spares.len(),
+        v.unit_bytes
     )
 }

@@ -69,6 +69,8 @@ fn unremap_and_clear_pending() {
 fn stats_and_clear_stats() {
     assert_eq!(parse("stats"), Ok(Message::Stats));
     assert_eq!(parse("clear_stats"), Ok(Message::ClearStats));
+    assert_eq!(parse("spares"), Ok(Message::Spares));
+    assert_eq!(parse("spares 0"), Err(MessageError::WrongArgumentCount));
     assert_eq!(parse("stats now"), Err(MessageError::WrongArgumentCount));
     assert_eq!(
         parse("clear_stats 1"),
@@ -86,6 +88,7 @@ fn help_names_every_message() {
         "clear_pending",
         "stats",
         "clear_stats",
+        "spares",
     ] {
         assert!(
             HELP.lines().any(|l| l.starts_with(word)),

@@ -11,7 +11,8 @@ fn view() -> StatusView<'static> {
         name: "dm-remap-v4",
         version: [0, 1, 0],
         main: "7:0",
-        spare: "7:1",
+        spares: &["7:1"],
+        main_id: None,
         unit_bytes: 4096,
         spare_used: 9,
         spare_total: 10,
@@ -22,6 +23,7 @@ fn view() -> StatusView<'static> {
         metadata_repaired: 1,
         metadata_version: 3,
         retries: 1,
+        min_spare_percent: 0,
         io: IoCounters {
             reads: 1,
             writes: 2,
@@ -48,7 +50,7 @@ fn info_is_key_value_tokens() {
         render(|w, v| write_info(w, v)),
         "unit_bytes=4096 remapped=7 pending=8 spare_used=9 spare_total=10 metadata=ok metadata_repaired=1 metadata_version=3 \
          reads=1 writes=2 flushes=3 discards=4 read_errors=5 write_errors=6 \
-         device_errors=7 state=ok"
+         device_errors=7 state=ok spares=1"
     );
 }
 
@@ -92,7 +94,34 @@ fn table_and_ima() {
     assert_eq!(out.as_bytes(), b"7:0 7:1 2 retries 3");
     assert_eq!(
         render(|w, v| write_ima(w, v)),
-        "target_name=dm-remap-v4,target_version=0.1.0,main_device=7:0,spare_device=7:1,unit_bytes=4096;"
+        "target_name=dm-remap-v4,target_version=0.1.0,main_device=7:0,spare_device=7:1,spares=1,unit_bytes=4096;"
+    );
+}
+
+#[test]
+fn table_with_every_option_parses_back_to_the_same_line() {
+    use dm_remap_v4_target::table::parse_table;
+    let mut buf = [0u8; 128];
+    let mut out = OutBuf::new(&mut buf);
+    let v = StatusView {
+        retries: 0,
+        min_spare_percent: 105,
+        main_id: Some("serial:Z1"),
+        spares: &["7:1", "7:2", "7:3"],
+        ..view()
+    };
+    write_table(&mut out, &v).unwrap();
+    let line = String::from_utf8(out.as_bytes().to_vec()).unwrap();
+    assert_eq!(
+        line,
+        "7:0 7:1 10 retries 0 min_spare_percent 105 main_id serial:Z1 spare 7:2 spare 7:3"
+    );
+    let words: Vec<&str> = line.split(' ').collect();
+    let t = parse_table(words.iter().copied()).unwrap();
+    assert_eq!(t.spares().collect::<Vec<_>>(), v.spares);
+    assert_eq!(
+        (t.main, t.retries, t.min_spare_percent, t.main_id),
+        ("7:0", 0, 105, Some("serial:Z1"))
     );
 }
 

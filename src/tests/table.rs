@@ -1,6 +1,8 @@
 //! The constructor's argument parser: every valid form and every way to get it wrong.
 
-use dm_remap_v4_target::table::{parse_table, TableArgs, TableError, DEFAULT_RETRIES, MAX_RETRIES};
+use dm_remap_v4_target::table::{
+    parse_table, TableArgs, TableError, DEFAULT_RETRIES, MAX_RETRIES, MAX_SPARES,
+};
 
 fn parse(line: &str) -> Result<TableArgs<&str>, TableError> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -13,8 +15,15 @@ fn main_and_spare() {
         parse("/dev/loop0 /dev/loop1"),
         Ok(TableArgs {
             main: "/dev/loop0",
-            spare: "/dev/loop1",
+            spares: {
+                let mut s = [None; MAX_SPARES];
+                s[0] = Some("/dev/loop1");
+                s
+            },
+            spare_count: 1,
             retries: DEFAULT_RETRIES,
+            main_id: None,
+            min_spare_percent: 0,
         })
     );
 }
@@ -22,8 +31,8 @@ fn main_and_spare() {
 #[test]
 fn empty_optional_block_is_allowed() {
     assert_eq!(
-        parse("7:0 7:1 0").map(|t| (t.main, t.spare)),
-        Ok(("7:0", "7:1"))
+        parse("7:0 7:1 0").map(|t| (t.main, t.spares().collect::<Vec<_>>())),
+        Ok(("7:0", vec!["7:1"]))
     );
 }
 
@@ -32,6 +41,68 @@ fn retries_option() {
     assert_eq!(parse("a b 2 retries 0").map(|t| t.retries), Ok(0));
     assert_eq!(parse("a b 2 retries 8").map(|t| t.retries), Ok(MAX_RETRIES));
     assert_eq!(parse("a b 0").map(|t| t.retries), Ok(DEFAULT_RETRIES));
+}
+
+#[test]
+fn spare_options_add_spares_in_table_order() {
+    let t = parse("m s0 6 spare s1 retries 2 spare s2").unwrap();
+    assert_eq!(t.spares().collect::<Vec<_>>(), ["s0", "s1", "s2"]);
+    assert_eq!((t.spare_count, t.retries), (3, 2));
+    let most: String = (1..MAX_SPARES).map(|i| format!(" spare s{i}")).collect();
+    let n = 2 * (MAX_SPARES - 1);
+    assert_eq!(
+        parse(&format!("m s0 {n}{most}")).map(|t| t.spares().count()),
+        Ok(MAX_SPARES)
+    );
+    assert_eq!(
+        parse(&format!("m s0 {}{most} spare x", n + 2)),
+        Err(TableError::TooManySpares)
+    );
+}
+
+#[test]
+fn min_spare_percent_option() {
+    assert_eq!(
+        parse("m s 2 min_spare_percent 105").map(|t| t.min_spare_percent),
+        Ok(105)
+    );
+    assert_eq!(
+        parse("m s 2 min_spare_percent 1000").map(|t| t.min_spare_percent),
+        Ok(1000)
+    );
+    for bad in [
+        "m s 2 min_spare_percent 1001",
+        "m s 2 min_spare_percent x",
+        "m s 1 min_spare_percent",
+    ] {
+        assert_eq!(parse(bad), Err(TableError::BadMinSparePercent), "{bad}");
+    }
+    assert_eq!(
+        parse("m s 4 min_spare_percent 1 min_spare_percent 2"),
+        Err(TableError::DuplicateOption)
+    );
+}
+
+#[test]
+fn main_id_option() {
+    assert_eq!(
+        parse("m s 2 main_id wwn:naa.5000c500a1b2c3d4").map(|t| t.main_id),
+        Ok(Some("wwn:naa.5000c500a1b2c3d4"))
+    );
+    let longest = "x".repeat(64);
+    assert_eq!(
+        parse(&format!("m s 2 main_id {longest}")).map(|t| t.main_id),
+        Ok(Some(longest.as_str()))
+    );
+    let words = |id: &'static str| parse_table(["m", "s", "2", "main_id", id]);
+    for bad in ["", "caf\u{e9}", "a\u{7f}", "tab\there"] {
+        assert_eq!(words(bad), Err(TableError::BadMainId), "main_id {bad:?}");
+    }
+    let too_long = "x".repeat(65);
+    assert_eq!(
+        parse(&format!("m s 2 main_id {too_long}")),
+        Err(TableError::BadMainId)
+    );
 }
 
 #[test]
@@ -65,6 +136,15 @@ fn each_bad_form_has_its_own_error() {
             "/dev/loop0 /dev/loop1 3 retries 1 x",
             TableError::UnknownOption,
         ),
+        (
+            "/dev/loop0 /dev/loop1 1 spare",
+            TableError::MissingSpareDevice,
+        ),
+        ("/dev/loop0 /dev/loop1 1 main_id", TableError::BadMainId),
+        (
+            "/dev/loop0 /dev/loop1 4 main_id a main_id b",
+            TableError::DuplicateOption,
+        ),
     ];
     for (line, want) in cases {
         assert_eq!(parse(line), Err(want), "table line {line:?}");
@@ -76,6 +156,10 @@ fn messages_are_distinct_and_nonempty() {
     let all = [
         TableError::NoArguments,
         TableError::MissingSpare,
+        TableError::MissingSpareDevice,
+        TableError::TooManySpares,
+        TableError::BadMainId,
+        TableError::BadMinSparePercent,
         TableError::BadOptionCount,
         TableError::TooFewOptions,
         TableError::TooManyArguments,

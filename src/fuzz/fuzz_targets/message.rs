@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(Message::Help) => assert_eq!(words, [b"help"]),
         Ok(Message::Stats) => assert_eq!(words, [b"stats"]),
         Ok(Message::ClearStats) => assert_eq!(words, [b"clear_stats"]),
+        Ok(Message::Spares) => assert_eq!(words, [b"spares"]),
         Ok(Message::List {
             start_sector,
             count,

@@ -24,15 +24,28 @@ fuzz_target!(|data: &[u8]| {
     match parse_table(words.iter().copied()) {
         Ok(args) => {
             assert_eq!(args.main, words[0]);
-            assert_eq!(args.spare, words[1]);
             assert!(
                 words.len() == 2 || is_decimal(words[2], words.len() - 3),
                 "accepted {words:?}"
             );
-            if words.len() > 3 {
-                assert_eq!(words[3], b"retries", "accepted {words:?}");
+            // The options come in pairs of a known word and its value; every spare is a positional one or
+            // follows the word `spare`, in order.
+            let options = words.get(3..).unwrap_or(&[]);
+            assert!(options.len() % 2 == 0, "accepted {words:?}");
+            let mut spares = vec![words[1]];
+            for pair in options.chunks(2) {
+                match pair[0] {
+                    b"retries" | b"main_id" | b"min_spare_percent" => {}
+                    b"spare" => spares.push(pair[1]),
+                    _ => panic!("accepted {words:?}"),
+                }
+            }
+            assert_eq!(args.spares().collect::<Vec<_>>(), spares);
+            if let Some(id) = args.main_id {
+                assert!((1..=64).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic));
             }
             assert!(args.retries <= 8);
+            assert!(args.min_spare_percent <= 1000);
         }
         Err(e) => {
             assert!(words.len() != 2, "rejected two words: {e:?}");

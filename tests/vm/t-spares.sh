@@ -1,0 +1,202 @@
+# Several spare devices: allocation fills the first spare then moves to the next, every spare holds the whole
+# table (the table may name them in any order), a spare joins by table reload, a missing or foreign spare is
+# refused, and no spare unit is ever handed out twice.
+
+# error_range NAME LOOP FIRST COUNT: a device over LOOP whose sectors FIRST..FIRST+COUNT-1 fail every I/O.
+error_range() {
+	local len
+	len=$(sectors "$2")
+	dmsetup create "$1" --table "0 $3 linear $2 0
+$3 $4 error
+$(($3 + $4)) $((len - $3 - $4)) linear $2 $(($3 + $4))"
+}
+
+# spare_line DEV INDEX: the `spares` message line of member INDEX, without the device name.
+spare_line() { dmsetup message "$1" 0 spares | awk -v i="$2" '$1 == i {print $3, $4, $5}'; }
+
+# spare_of DEV INDEX: the major:minor the `spares` message gives for member INDEX.
+spare_of() { dmsetup message "$1" 0 spares | awk -v i="$2" '$1 == i {print $2}'; }
+
+majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
+
+# no_unit_twice DEV: every active entry of the `list` message names a different spare unit.
+no_unit_twice() {
+	local dups
+	dups=$(dmsetup message "$1" 0 list | awk '$4 == "active" {print $2, $3}' | sort | uniq -d)
+	[ -z "$dups" ] || fail "spare units handed out twice: $dups"
+}
+
+# 4 KiB units keep the unit counts small: each 3 MiB spare holds its metadata region (sized for the units of
+# both spares) and a pool of a few hundred units.
+test_two_spares_fill_in_order_and_survive_reload_and_reorder() {
+	local main s0 s1 len first=4096 n=7168 t0 t1 out
+	main=$(make_loop main 16 4096) s0=$(make_loop s0 3 4096) s1=$(make_loop s1 3 4096)
+	len=$(sectors "$main")
+	error_range mainx "$main" $first $n || { fail "create the failing main"; return; }
+	dmesg_mark
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/mainx $s0 2 spare $s1" || { fail "create"; return; }
+	assert_contains "formatted as member 0" "as member 0 of 2" "$(dmesg_new)"
+	assert_eq "spares" 2 "$(status_field r spares)"
+	assert_eq "table line" "$(majmin /dev/mapper/mainx) $(majmin "$s0") 2 spare $(majmin "$s1")" \
+		"$(dmsetup table r | cut -d' ' -f4-)"
+	t0=$(spare_line r 0 | sed -n 's/.*total=\([0-9]*\).*/\1/p')
+	t1=$(spare_line r 1 | sed -n 's/.*total=\([0-9]*\).*/\1/p')
+	[ "${t0:-0}" -gt 100 ] && [ "$t0" -lt $((n / 8)) ] || fail "spare 0 pool of $t0 units: the test needs 100 < it < $((n / 8))"
+	assert_eq "spare_total" $((t0 + t1)) "$(status_field r spare_total)"
+	assert_eq "spare 0 device" "$(majmin "$s0")" "$(spare_of r 0)"
+	# n/8 units fail on main: spare 0 fills up, the rest goes to spare 1.
+	pattern "$WORK/a" $((n / 2))
+	write_at "$WORK/a" /dev/mapper/r $first || fail "write over the failing range"
+	assert_eq "remapped" $((n / 8)) "$(status_field r remapped)"
+	assert_eq "state" ok "$(status_field r state)"
+	assert_eq "spare 0 full" "used=$t0 total=$t0 state=active" "$(spare_line r 0)"
+	assert_eq "spare 1 has the rest" "used=$((n / 8 - t0)) total=$t1 state=active" "$(spare_line r 1)"
+	same_bytes "data through dm" "$WORK/a" /dev/mapper/r $first
+	no_unit_twice r
+	# Reload: same table, same state.
+	dmsetup reload r --table "0 $len $TARGET /dev/mapper/mainx $s0 2 spare $s1" && dmsetup suspend r &&
+		dmsetup resume r || fail "reload"
+	assert_eq "spare 1 after reload" "used=$((n / 8 - t0)) total=$t1 state=active" "$(spare_line r 1)"
+	same_bytes "data after reload" "$WORK/a" /dev/mapper/r $first
+	# The spares in the other order: each knows its member index.
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/mainx $s1 2 spare $s0" || { fail "create reordered"; return; }
+	assert_eq "spare 0 is still s0" "$(majmin "$s0")" "$(spare_of r 0)"
+	assert_eq "spare 0 still full" "used=$t0 total=$t0 state=active" "$(spare_line r 0)"
+	assert_eq "remapped after reorder" $((n / 8)) "$(status_field r remapped)"
+	same_bytes "data after reorder" "$WORK/a" /dev/mapper/r $first
+	no_unit_twice r
+	# Each spare holds the whole table: the list is the same whichever spare was loaded.
+	out=$(dmsetup message r 0 list | md5sum)
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/mainx $s0 2 spare $s1" || { fail "recreate"; return; }
+	assert_eq "the same table" "$out" "$(dmsetup message r 0 list | md5sum)"
+	dmsetup remove r
+	dmsetup remove mainx
+}
+
+test_exhausting_every_spare_fails_new_writes_and_keeps_old_data() {
+	local main s0 s1 len first=4096 n=14336 total
+	main=$(make_loop main 16 4096) s0=$(make_loop s0 3 4096) s1=$(make_loop s1 3 4096)
+	len=$(sectors "$main")
+	error_range mainx "$main" $first $n || { fail "create the failing main"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/mainx $s0 2 spare $s1" || { fail "create"; return; }
+	total=$(status_field r spare_total)
+	[ $((total * 8)) -lt $n ] || fail "the failing range ($n sectors) must outgrow both pools ($total units)"
+	pattern "$WORK/a" $((total * 4))
+	write_at "$WORK/a" /dev/mapper/r $first || fail "write that fits both pools"
+	assert_eq "state while it fits" ok "$(status_field r state)"
+	pattern "$WORK/b" 4
+	write_at "$WORK/b" /dev/mapper/r $((first + total * 8)) && fail "a write with no spare unit left succeeded"
+	assert_eq "state" spare_exhausted "$(status_field r state)"
+	assert_eq "remapped" "$total" "$(status_field r remapped)"
+	assert_eq "spare_used" "$total" "$(status_field r spare_used)"
+	same_bytes "data remapped before exhaustion" "$WORK/a" /dev/mapper/r $first
+	no_unit_twice r
+	dmsetup remove r
+	dmsetup remove mainx
+}
+
+test_a_spare_joins_by_reload_under_io() {
+	local main s0 s1 len fio_pid
+	main=$(make_loop main 32) s0=$(make_loop s0 16) s1=$(make_loop s1 16)
+	len=$(sectors "$main")
+	dmsetup create r --table "0 $len $TARGET $main $s0" || { fail "create"; return; }
+	pattern "$WORK/a" 1024
+	write_at "$WORK/a" /dev/mapper/r 0
+	remap_msg r 8 >/dev/null && remap_msg r 900 >/dev/null || { fail "remap"; return; }
+	# Writes with verification run on the upper half while the table gains a spare.
+	fio --name=hotadd --filename=/dev/mapper/r --direct=1 --rw=randwrite --bs=4k --offset=8m --size=1m \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --loops=1 --ioengine=psync >"$WORK/fio.log" 2>&1 &
+	fio_pid=$!
+	sleep 1
+	dmesg_mark
+	dmsetup reload r --table "0 $len $TARGET $main $s0 2 spare $s1" && dmsetup suspend r && dmsetup resume r ||
+		fail "reload with a second spare"
+	wait $fio_pid || fail "fio with verification across the reload: $(tail -5 "$WORK/fio.log")"
+	assert_contains "the new spare was formatted" "as member 1 of 2" "$(dmesg_new)"
+	assert_contains "the first spare learnt of it" "brought up to date" "$(dmesg_new)"
+	assert_eq "spares" 2 "$(status_field r spares)"
+	assert_eq "remaps kept" 2 "$(status_field r remapped)"
+	assert_eq "spare 1 empty" "used=0" "$(spare_line r 1 | cut -d' ' -f1)"
+	same_bytes "data below the fio range" "$WORK/a" /dev/mapper/r 0
+	# The setup now needs both spares: a table without the new one is refused, and changes nothing.
+	dmsetup remove r
+	dmesg_mark
+	dmsetup create r --table "0 $len $TARGET $main $s0" 2>/dev/null && fail "a table missing a spare was accepted"
+	assert_contains "missing spare" "A spare of this setup is missing from the table" "$(dmesg_new)"
+	dmsetup create r --table "0 $len $TARGET $main $s1 2 spare $s0" || { fail "create with both"; return; }
+	assert_eq "remaps after recreate" 2 "$(status_field r remapped)"
+	same_bytes "data after recreate" "$WORK/a" /dev/mapper/r 0
+	dmsetup remove r
+}
+
+test_spares_of_two_setups_and_main_id_are_never_mixed() {
+	local m1 m2 a b c before len
+	m1=$(make_loop m1 16) m2=$(make_loop m2 16) a=$(make_loop a 8) b=$(make_loop b 8) c=$(make_loop c 8)
+	len=$(sectors "$m1")
+	dmsetup create r1 --table "0 $len $TARGET $m1 $a 2 main_id serial:ONE" || { fail "create r1"; return; }
+	dmsetup create r2 --table "0 $len $TARGET $m2 $b 2 main_id serial:TWO" || { fail "create r2"; return; }
+	assert_eq "main_id in the table line" "2 main_id serial:ONE" "$(dmsetup table r1 | cut -d' ' -f6-)"
+	dmsetup remove r1
+	dmsetup remove r2
+	before=$(md5sum <"$a")$(md5sum <"$b")$(md5sum <"$c")
+	dmesg_mark
+	# A spare of setup 2 next to a spare of setup 1.
+	dmsetup create x --table "0 $len $TARGET $m1 $a 2 spare $b" 2>/dev/null && fail "spares of two setups accepted"
+	assert_contains "other setup" "spare belongs to another dm-remap setup" "$(dmesg_new)"
+	# The main of setup 2 named with setup 1's identifier, and a spare named twice.
+	dmsetup create x --table "0 $len $TARGET $m2 $b 2 main_id serial:ONE" 2>/dev/null && fail "wrong main_id accepted"
+	assert_contains "main_id" "main device identifier differs from the recorded one" "$(dmesg_new)"
+	dmsetup create x --table "0 $len $TARGET $m1 $a 2 spare $a" 2>/dev/null && fail "a spare named twice accepted"
+	assert_contains "twice" "Spare device given twice" "$(dmesg_new)"
+	# A blank spare offered with a foreign one is not formatted either.
+	dmsetup create x --table "0 $len $TARGET $m1 $c 4 spare $b main_id serial:ONE" 2>/dev/null &&
+		fail "blank + foreign accepted"
+	assert_eq "nothing written by the refusals" "$before" "$(md5sum <"$a")$(md5sum <"$b")$(md5sum <"$c")"
+	# Without main_id the identity is only the size, and the recorded identifier does not refuse it.
+	dmsetup create x --table "0 $len $TARGET $m1 $a" || fail "a table without main_id"
+	dmsetup remove x 2>/dev/null
+}
+
+# A table loaded (`dmsetup load`) while the live one still relocates units has a stale map: resuming it would
+# hide those remaps and overwrite their journal records. The resume is refused; loading again works.
+test_a_table_loaded_before_the_live_one_committed_is_not_resumed() {
+	local main spare len table
+	main=$(make_loop main 16) spare=$(make_loop spare 8)
+	len=$(sectors "$main")
+	error_range mainx "$main" 2048 8 || { fail "create the failing main"; return; }
+	table="0 $len $TARGET /dev/mapper/mainx $spare"
+	dmsetup create r --table "$table" || { fail "create"; return; }
+	dmsetup load r --table "$table" || { fail "load the next table"; return; }
+	pattern "$WORK/a" 4
+	write_at "$WORK/a" /dev/mapper/r 2048 || fail "write relocated by the live table"
+	assert_eq "remapped by the live table" 8 "$(status_field r remapped)"
+	dmesg_mark
+	dmsetup resume r 2>/dev/null && fail "a table loaded before the last commit was resumed"
+	assert_contains "stale table refused" "metadata changed since the table was loaded; load the table again" \
+		"$(dmesg_new)"
+	dmsetup load r --table "$table" && dmsetup resume r || fail "load again and resume"
+	assert_eq "remapped after the fresh load" 8 "$(status_field r remapped)"
+	same_bytes "relocated data" "$WORK/a" /dev/mapper/r 2048
+	dmsetup remove r
+	dmsetup remove mainx
+}
+
+test_spare_sizes_are_checked_before_anything_is_formatted() {
+	local main spare tiny len
+	main=$(make_loop main 16) spare=$(make_loop spare 8) tiny=$(make_loop tiny 1)
+	len=$(sectors "$main")
+	dmesg_mark
+	dmsetup create r --table "0 $len $TARGET $main $spare 2 min_spare_percent 105" 2>/dev/null &&
+		fail "a spare below min_spare_percent was accepted"
+	assert_contains "min_spare_percent" "Spare devices are smaller than min_spare_percent requires" "$(dmesg_new)"
+	assert_contains "the size needed" "min_spare_percent 105 of the main device needs 34407" "$(dmesg_new)"
+	dmsetup create r --table "0 $len $TARGET $main $tiny" 2>/dev/null && fail "a 1 MiB spare was accepted"
+	assert_contains "too small" "sectors, needs at least" "$(dmesg_new)"
+	[ "$(tr -d '\0' <"$spare" | head -c 1 | wc -c)" = 0 ] || fail "the refused spare was written"
+	[ "$(tr -d '\0' <"$tiny" | head -c 1 | wc -c)" = 0 ] || fail "the tiny spare was written"
+	dmsetup create r --table "0 $len $TARGET $main $spare 2 min_spare_percent 40" || fail "40% of the main"
+	assert_eq "table line" "2 min_spare_percent 40" "$(dmsetup table r | cut -d' ' -f6-)"
+	dmsetup remove r
+}
