@@ -14,8 +14,8 @@ attach() { losetup --find --show "$WORK/$1.img"; }
 test_scan_and_assemble_two_setups_after_reattachment() {
 	local ma sa0 sa1 mb sb len out json ua ub rc
 	# Equal-sized mains: only their identifiers (loop:<backing file>) tell the setups apart.
-	ma=$(make_loop mainA 32) sa0=$(make_loop spareA0 8) sa1=$(make_loop spareA1 8)
-	mb=$(make_loop mainB 32) sb=$(make_loop spareB 8)
+	ma=$(make_loop mainA 16) sa0=$(make_loop spareA0 4) sa1=$(make_loop spareA1 4)
+	mb=$(make_loop mainB 16) sb=$(make_loop spareB 4)
 	len=$(sectors "$ma")
 	"$DMREMAP" create a --main "$ma" --spare "$sa0" --spare "$sa1" >/dev/null || { fail "create a"; return; }
 	"$DMREMAP" create b --main "$mb" --spare "$sb" >/dev/null || { fail "create b"; return; }
