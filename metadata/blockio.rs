@@ -118,6 +118,10 @@ impl BlockIo for BdevIo {
         self.write_op(sector, buf, bindings::req_op_REQ_OP_WRITE | REQ_FUA)
     }
 
+    fn forget_reads(&mut self) {
+        self.cached = None;
+    }
+
     fn flush(&mut self) -> Result<(), IoError> {
         // SAFETY: `bdev` is live (constructor contract).
         if unsafe { bindings::blkdev_issue_flush(self.bdev) } == 0 {

@@ -25,6 +25,8 @@ pub mod logic {
     pub mod abi;
     #[path = "../logic/arg.rs"]
     pub mod arg;
+    #[path = "../logic/health.rs"]
+    pub mod health;
     #[path = "../logic/message.rs"]
     pub mod message;
     #[path = "../logic/number.rs"]

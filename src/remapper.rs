@@ -13,6 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Mutex;
+use kernel::time::{Instant, Monotonic};
 
 use crate::dm::{BioIter, BlkStatus, Device, HandleBio, Op, OwnedBio};
 use crate::imports::{Metadata, RecordSource, SparePool};
@@ -50,6 +51,8 @@ pub(crate) struct BioState {
     pub(crate) route: Route,
     /// Set when the target took the bio over: its next completion is the final one.
     pub(crate) taken: bool,
+    /// When a data bio was sent to the main device, for its latency.
+    pub(crate) started: Option<Instant<Monotonic>>,
 }
 
 /// What changes the remap table: serialised by one mutex.
@@ -66,6 +69,8 @@ pub(crate) struct Updates {
     pub(crate) batch: KVec<RecordAbi>,
     /// Members to bring up to date at the first resume.
     pub(crate) resync: Option<Resync>,
+    /// The staged relocations come from the `remap` message (for the remap counters).
+    pub(crate) manual: bool,
 }
 
 /// Records in one group commit: what one journal block holds.
@@ -350,6 +355,9 @@ impl Remapper {
         if let Some(md) = u.metadata.first() {
             self.md_version.store(md.version(), Ordering::Relaxed);
         }
+        let moved = u.batch.iter().filter(|r| r.state == RECORD_ACTIVE).count();
+        self.stats
+            .remapped(u64::try_from(moved).unwrap_or(u64::MAX), u.manual);
         // Durable from here on. Insertion can only fail for lack of memory; the entry is then used from the
         // next table load.
         let mut published = Ok(());
@@ -427,7 +435,8 @@ impl Remapper {
         let written = |dev: &Device, sector: u64, buf: &mut KVec<u8>| {
             dev.write_sync(sector, buf).is_ok() && (!fua || dev.flush_sync().is_ok())
         };
-        match self.table.get(unit) {
+        let entry = self.table.get(unit);
+        match entry {
             Some(Entry::Remapped { spare, unit: su }) => {
                 let (Some(dev), Some(sector)) = (self.spare(spare), self.spare_sector(spare, su))
                 else {
@@ -457,9 +466,15 @@ impl Remapper {
             }
         }
         let (spare, spare_sector) = self.stage_relocation(u, unit)?;
+        let why = if entry == Some(Entry::Pending) {
+            "pending unit written"
+        } else {
+            "write failed"
+        };
         warn(format_args!(
-            "sector {}: write failed; relocating to spare {} sector {}",
+            "sector {}: {}; relocating to spare {} sector {}",
             unit.saturating_mul(u64::from(self.unit_sectors())),
+            why,
             spare,
             spare_sector
         ));
@@ -611,8 +626,13 @@ impl Remapper {
             );
             return Ok(());
         }
-        let (spare, spare_sector) = self.stage_relocation(u, unit)?;
-        self.commit_batch(u)?;
+        // Counted as manual by the commit; a batch is empty between bios, so this one holds only this unit.
+        u.manual = true;
+        let staged = self
+            .stage_relocation(u, unit)
+            .and_then(|at| self.commit_batch(u).map(|()| at));
+        u.manual = false;
+        let (spare, spare_sector) = staged?;
         let _ = writeln!(
             out,
             "remapped {} to spare {} sector {}",

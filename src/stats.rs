@@ -1,7 +1,8 @@
-//! I/O counters, updated in the completion path.
+//! I/O counters, updated in the completion path, and the remap counters.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::logic::health::{latency_bucket, LATENCY_BUCKETS};
 use crate::logic::status::IoCounters;
 
 /// Lock-free counters; each update is one relaxed atomic add (exact totals, no ordering needed).
@@ -14,6 +15,12 @@ pub(crate) struct IoStats {
     read_errors: AtomicU64,
     write_errors: AtomicU64,
     device_errors: AtomicU64,
+    /// Units relocated because a write failed or healed a pending unit.
+    remaps_auto: AtomicU64,
+    /// Units moved by the `remap` message.
+    remaps_manual: AtomicU64,
+    /// Latency histogram of the data bios sent to the main device (`logic::health`).
+    main_latency: [AtomicU64; LATENCY_BUCKETS],
 }
 
 /// Which counter a completed bio belongs to.
@@ -45,6 +52,40 @@ impl IoStats {
         self.device_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts `n` committed relocations, made by the `remap` message when `manual`.
+    pub(crate) fn remapped(&self, n: u64, manual: bool) {
+        let c = if manual {
+            &self.remaps_manual
+        } else {
+            &self.remaps_auto
+        };
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `(automatic, manual)` relocations.
+    pub(crate) fn remaps(&self) -> (u64, u64) {
+        (
+            self.remaps_auto.load(Ordering::Relaxed),
+            self.remaps_manual.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts one data bio the main device completed in `micros` µs.
+    pub(crate) fn main_latency(&self, micros: u64) {
+        if let Some(c) = self.main_latency.get(latency_bucket(micros)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The main device's latency histogram.
+    pub(crate) fn main_latency_snapshot(&self) -> [u64; LATENCY_BUCKETS] {
+        let mut out = [0u64; LATENCY_BUCKETS];
+        for (o, c) in out.iter_mut().zip(self.main_latency.iter()) {
+            *o = c.load(Ordering::Relaxed);
+        }
+        out
+    }
+
     /// Sets every counter to zero (`clear_stats`).
     pub(crate) fn clear(&self) {
         for c in [
@@ -55,7 +96,12 @@ impl IoStats {
             &self.read_errors,
             &self.write_errors,
             &self.device_errors,
-        ] {
+            &self.remaps_auto,
+            &self.remaps_manual,
+        ]
+        .into_iter()
+        .chain(self.main_latency.iter())
+        {
             c.store(0, Ordering::Relaxed);
         }
     }

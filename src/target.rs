@@ -13,11 +13,13 @@ use core::fmt::Write;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Arc;
+use kernel::time::{Instant, Monotonic};
 
 use crate::dm::{
     Args, Bio, BioWorker, BlkStatus, CtrError, DeviceVisitor, EndIo, MapResult, Op, OwnedBio,
     QueueLimits, StatusKind, Target, TargetCtr, TargetInfo,
 };
+use crate::logic::health::{health_score, write_latency, HealthInputs};
 use crate::logic::message::{parse_message, Message, HELP};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{route_first, Dest, Geometry};
@@ -183,6 +185,7 @@ impl Target for RemapTarget {
             check,
             batch,
             resync,
+            manual: false,
         };
         let state = Remapper::new(updates, setup, table);
         let worker = BioWorker::new(&wq_name, state)
@@ -230,6 +233,8 @@ impl Target for RemapTarget {
         match dest {
             Dest::Main { sector } => {
                 pb.route = if data { Route::Main } else { Route::Other };
+                // One clock read per data bio to main, for the latency histogram.
+                pb.started = data.then(Instant::<Monotonic>::now);
                 bio.remap(&r.main, sector);
             }
             Dest::Spare { spare, sector } => {
@@ -256,6 +261,10 @@ impl Target for RemapTarget {
         status: &mut BlkStatus,
     ) -> EndIo {
         let r = self.r();
+        if let Some(started) = pb.started.take() {
+            r.stats
+                .main_latency(u64::try_from(started.elapsed().as_micros_ceil()).unwrap_or(0));
+        }
         if !pb.taken && !status.is_ok() {
             r.stats.device_error();
             // Data the error path can redo unit by unit: the worker completes it.
@@ -296,6 +305,14 @@ impl Target for RemapTarget {
             *slot = r.spare(*index).map_or("-", |s| s.dev.name());
             n += 1;
         }
+        let io = r.stats.snapshot();
+        let health = health_score(&HealthInputs {
+            ios: io.reads.saturating_add(io.writes),
+            device_errors: io.device_errors,
+            pending: r.table.pending(),
+            spare_used,
+            spare_total,
+        });
         let view = StatusView {
             name: "dm-remap-v4",
             version: Self::VERSION,
@@ -313,7 +330,8 @@ impl Target for RemapTarget {
             metadata_version: r.metadata_version(),
             retries: r.retries,
             min_spare_percent: r.min_spare_percent,
-            io: r.stats.snapshot(),
+            io,
+            health,
         };
         // Overflow is recorded in `out` and reported to userspace as a full buffer.
         let _ = match kind {
@@ -338,8 +356,11 @@ impl Target for RemapTarget {
                 Ok(())
             }
             Ok(Message::Stats) => {
-                let _ = write_stats(out, &r.stats.snapshot());
-                let _ = write_table_memory(out, &r.table.memory());
+                let (auto, manual) = r.stats.remaps();
+                let _ = write_stats(out, &r.stats.snapshot())
+                    .and_then(|()| write_table_memory(out, &r.table.memory()))
+                    .and_then(|()| writeln!(out, "remaps_auto={}\nremaps_manual={}", auto, manual))
+                    .and_then(|()| write_latency(out, &r.stats.main_latency_snapshot()));
                 Ok(())
             }
             Ok(Message::ClearStats) => {

@@ -29,4 +29,8 @@ pub trait BlockIo {
         self.write(sector, buf)?;
         self.flush()
     }
+
+    /// Forgets anything read ahead, so that the next read goes to the device: someone else may have written
+    /// to it since (see `Store::check_unchanged`).
+    fn forget_reads(&mut self) {}
 }

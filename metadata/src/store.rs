@@ -465,6 +465,8 @@ impl Store {
     /// and is passed over: the check never refuses a region for an I/O error alone.
     pub fn check_unchanged<I: BlockIo>(&self, io: &mut I, buf: &mut [u8]) -> Result<(), Error> {
         let blk = as_block(buf)?;
+        // What was read ahead at load predates the writes this check looks for.
+        io.forget_reads();
         for copy in 0..SUPERBLOCK_COPIES {
             let sector = Layout::superblock_sector(copy).ok_or(Error::BadGeometry)?;
             if block::read(io, sector, blk).is_err() {

@@ -409,3 +409,61 @@ fn plan_format_predicts_format_without_writing() {
     p.spare_sectors = needed - 1;
     assert!(plan_format(&p).is_err());
 }
+
+/// Reads through a cache that keeps every block read until `forget_reads`, like the kernel's read-ahead.
+struct Cached<'a> {
+    disk: &'a mut MemDisk,
+    cache: &'a mut std::collections::HashMap<u64, Vec<u8>>,
+}
+
+impl BlockIo for Cached<'_> {
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        if let Some(b) = self.cache.get(&sector) {
+            buf.copy_from_slice(b);
+            return Ok(());
+        }
+        self.disk.read(sector, buf)?;
+        self.cache.insert(sector, buf.to_vec());
+        Ok(())
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.cache.clear();
+        self.disk.write(sector, buf)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
+    fn forget_reads(&mut self) {
+        self.cache.clear();
+    }
+}
+
+#[test]
+fn the_check_reads_the_device_not_what_was_read_ahead() {
+    let rec = Record {
+        main_unit: 1,
+        spare_index: 0,
+        spare_unit: 1,
+        state: EntryState::Active,
+        timestamp: 5,
+    };
+    let mut disk = formatted();
+    let mut cache = std::collections::HashMap::new();
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let p = params(1 << 20);
+    let (mut old, _) = open_region(&mut disk, &mut buf, &p, 7, &mut Keep::default()).unwrap();
+    let mut cached = Cached {
+        disk: &mut disk,
+        cache: &mut cache,
+    };
+    let (new, _) = open_region(&mut cached, &mut buf, &p, 8, &mut Keep::default()).unwrap();
+    old.commit(&mut disk, &mut buf, &[rec]).unwrap();
+    let mut cached = Cached {
+        disk: &mut disk,
+        cache: &mut cache,
+    };
+    assert_eq!(
+        new.check_unchanged(&mut cached, &mut buf),
+        Err(Error::ChangedSinceLoad)
+    );
+}

@@ -59,10 +59,12 @@ pub fn unit_to_sector(unit: u64, metadata_sectors: u64, unit_bytes: u32) -> Resu
 /// Sectors of spare space the policy requires: `min_percent` percent of the main device,
 /// rounded up so a policy is never met by rounding.
 pub fn required_spare_sectors(main_sectors: u64, min_percent: u32) -> Result<u64, Error> {
-    // u64 * u32 fits in u128, so only the final narrowing can fail.
-    let scaled = u128::from(main_sectors).saturating_mul(u128::from(min_percent));
-    let required = scaled.div_ceil(100);
-    u64::try_from(required).map_err(|_| Error::Overflow)
+    // u64 only: a u128 division needs a libgcc helper (`__udivti3`) the kernel does not have. The product
+    // overflows only for a main device of more than 2^64 / 1000 sectors (8 EiB).
+    main_sectors
+        .checked_mul(u64::from(min_percent))
+        .map(|scaled| scaled.div_ceil(100))
+        .ok_or(Error::Overflow)
 }
 
 /// The minimum spare size policy: the spares' pool areas together (`spare_sectors_total`)

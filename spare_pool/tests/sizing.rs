@@ -62,8 +62,14 @@ fn unit_sectors_never_overlap_metadata() {
 fn min_spare_policy_rounds_up_and_carries_required_size() {
     assert_eq!(required_spare_sectors(1000, 5), Ok(50));
     assert_eq!(required_spare_sectors(1001, 5), Ok(51));
-    assert_eq!(required_spare_sectors(u64::MAX, 100), Ok(u64::MAX));
-    assert_eq!(required_spare_sectors(u64::MAX, 101), Err(Error::Overflow));
+    // 8 EiB of main at the 1000% maximum still computes; beyond, the product overflows u64.
+    let largest = u64::MAX / 1000;
+    assert_eq!(required_spare_sectors(largest, 1000), Ok(largest * 10));
+    assert_eq!(
+        required_spare_sectors(u64::MAX, 1),
+        Ok(u64::MAX.div_ceil(100))
+    );
+    assert_eq!(required_spare_sectors(u64::MAX, 100), Err(Error::Overflow));
     assert_eq!(check_min_spare(1000, 50, 5), Ok(()));
     let err = check_min_spare(1001, 50, 5).unwrap_err();
     assert_eq!(

@@ -7,6 +7,7 @@
 
 pub mod abi;
 pub mod arg;
+pub mod health;
 pub mod message;
 pub mod number;
 pub mod outbuf;

@@ -63,10 +63,12 @@ pub struct StatusView<'a> {
     pub min_spare_percent: u32,
     /// I/O counters.
     pub io: IoCounters,
+    /// The health score (`health::health_score`).
+    pub health: u8,
 }
 
 /// INFO: `unit_bytes=… remapped=… pending=… spare_used=… spare_total=… metadata=… metadata_repaired=… metadata_version=… reads=…
-/// writes=… flushes=… discards=… read_errors=… write_errors=… device_errors=… state=… spares=…`.
+/// writes=… flushes=… discards=… read_errors=… write_errors=… device_errors=… state=… spares=… health=…`.
 ///
 /// `spare_used` and `spare_total` count over every spare; the `spares` message breaks them down.
 pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
@@ -88,10 +90,11 @@ pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     )?;
     write!(
         w,
-        "device_errors={} state={} spares={}",
+        "device_errors={} state={} spares={} health={}",
         io.device_errors,
         v.state,
-        v.spares.len()
+        v.spares.len(),
+        v.health
     )
 }
 

@@ -33,6 +33,7 @@ fn view() -> StatusView<'static> {
             write_errors: 6,
             device_errors: 7,
         },
+        health: 93,
     }
 }
 
@@ -50,7 +51,7 @@ fn info_is_key_value_tokens() {
         render(|w, v| write_info(w, v)),
         "unit_bytes=4096 remapped=7 pending=8 spare_used=9 spare_total=10 metadata=ok metadata_repaired=1 metadata_version=3 \
          reads=1 writes=2 flushes=3 discards=4 read_errors=5 write_errors=6 \
-         device_errors=7 state=ok spares=1"
+         device_errors=7 state=ok spares=1 health=93"
     );
 }
 

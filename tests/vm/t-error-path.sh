@@ -37,6 +37,7 @@ test_write_errors_are_relocated_and_persist() {
 	assert_eq "pending" 0 "$(status_field r pending)"
 	assert_eq "write_errors returned" 0 "$(status_field r write_errors)"
 	assert_eq "state" ok "$(status_field r state)"
+	assert_eq "counted as automatic remaps" 3 "$(dmsetup message r 0 stats | sed -n 's/^remaps_auto=//p')"
 	[ "$(status_field r device_errors)" -ge 3 ] || fail "device_errors: $(status_field r device_errors)"
 	assert_eq "list" "100 active
 101 active

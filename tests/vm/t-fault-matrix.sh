@@ -382,38 +382,5 @@ test_fault_transient_outage_of_main_writes() {
 	fm_end
 }
 
-# Known bug, kept out of the default run (the runner runs test_* only); docs/admin-guide.md, "Reloading a
-# table". The constructor reads the metadata when a table is loaded; the old table keeps serving I/O until
-# the resume swaps them, and what it commits in between is neither in the new table's memory nor safe on
-# disk. Seen on 7.3.4: after the resume, remapped=0 and unit 100 reads from main (dust fails it: EIO); that
-# failed read makes the new table commit unit 100 as pending, at the journal position it loaded, over the
-# old table's relocation record, so after a recreate the unit is pending and its acknowledged data, still on
-# the spare, is unreachable. Run it (with the rest of this file) with:
-#   scripts/vm-run -- env DMR_XFAIL=1 tests/vm/run t-fault-matrix.sh
-xfail_relocation_between_table_load_and_resume_is_kept() {
-	local main spare
-	fm_begin reload-race
-	main=$(make_loop main $FM_MIB) spare=$(make_loop spare $FM_SPARE_MIB)
-	fm_dust "$main" dust || { fail "create dust"; return; }
-	fm_create /dev/mapper/dust "$spare" || { fail "create"; return; }
-	fm_write 2048 0 || fail "initial write"
-	# The new table is loaded (and has read the metadata) but not resumed; the old one serves the write.
-	dmsetup reload r --table "0 $FM_LEN $TARGET /dev/mapper/dust $spare" || { fail "reload"; return; }
-	fm_bad dust 255 100
-	fm_write 8 96 || fail "relocating write under the old table"
-	fm_status r "old table" remapped=1
-	dmsetup resume r || fail "resume"
-	fm_status r "new table" remapped=1 pending=0 state=ok
-	fm_check "after the resume"
-	dmsetup remove r
-	fm_create /dev/mapper/dust "$spare" || { fail "recreate"; return; }
-	fm_status r "after recreate" remapped=1 pending=0
-	fm_check "after recreate"
-	fm_end
-}
-# The expected failure above is run on request only (DMR_XFAIL=1), as a test_ function the runner picks up.
-if [ "${DMR_XFAIL:-}" = 1 ]; then
-	test_xfail_relocation_between_table_load_and_resume_is_kept() {
-		xfail_relocation_between_table_load_and_resume_is_kept
-	}
-fi
+# A relocation between `dmsetup load` and `dmsetup resume` (the race this file found first) is covered by
+# t-spares.sh: test_a_table_loaded_before_the_live_one_committed_is_not_resumed.

@@ -27,9 +27,9 @@ no_unit_twice() {
 }
 
 # 4 KiB units keep the unit counts small: each 3 MiB spare holds its metadata region (sized for the units of
-# both spares) and a pool of a few hundred units.
+# both spares, 2 MiB) and a pool of 256 units.
 test_two_spares_fill_in_order_and_survive_reload_and_reorder() {
-	local main s0 s1 len first=4096 n=7168 t0 t1 out
+	local main s0 s1 len first=4096 n=3072 t0 t1 out
 	main=$(make_loop main 16 4096) s0=$(make_loop s0 3 4096) s1=$(make_loop s1 3 4096)
 	len=$(sectors "$main")
 	error_range mainx "$main" $first $n || { fail "create the failing main"; return; }
@@ -41,7 +41,8 @@ test_two_spares_fill_in_order_and_survive_reload_and_reorder() {
 		"$(dmsetup table r | cut -d' ' -f4-)"
 	t0=$(spare_line r 0 | sed -n 's/.*total=\([0-9]*\).*/\1/p')
 	t1=$(spare_line r 1 | sed -n 's/.*total=\([0-9]*\).*/\1/p')
-	[ "${t0:-0}" -gt 100 ] && [ "$t0" -lt $((n / 8)) ] || fail "spare 0 pool of $t0 units: the test needs 100 < it < $((n / 8))"
+	[ "${t0:-0}" -gt 100 ] && [ "$t0" -lt $((n / 8)) ] && [ $((t0 + ${t1:-0})) -ge $((n / 8)) ] ||
+		fail "pools of $t0 and $t1 units: the test needs 100 < spare 0 < $((n / 8)) <= both"
 	assert_eq "spare_total" $((t0 + t1)) "$(status_field r spare_total)"
 	assert_eq "spare 0 device" "$(majmin "$s0")" "$(spare_of r 0)"
 	# n/8 units fail on main: spare 0 fills up, the rest goes to spare 1.

@@ -18,7 +18,7 @@ test_status_fields_and_counters() {
 	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
 	st=$(dmsetup status r)
 	case "$st" in
-	"0 $len $TARGET unit_bytes=512 remapped=0 pending=0 spare_used=0 spare_total="*" metadata=ok metadata_repaired=0 metadata_version=1 reads="*" writes="*" flushes="*" discards="*" read_errors=0 write_errors=0 device_errors=0 state=ok") ;;
+	"0 $len $TARGET unit_bytes=512 remapped=0 pending=0 spare_used=0 spare_total="*" metadata=ok metadata_repaired=0 metadata_version=1 reads="*" writes="*" flushes="*" discards="*" read_errors=0 write_errors=0 device_errors=0 state=ok spares=1 health=100") ;;
 	*) fail "status line has unexpected form: '$st'" ;;
 	esac
 	r0=$(status_field r reads) w0=$(status_field r writes) f0=$(status_field r flushes)
@@ -33,6 +33,14 @@ test_status_fields_and_counters() {
 	# `stats` prints the same counters one per line; `clear_stats` zeroes them.
 	assert_eq "stats" "reads=$(status_field r reads) writes=$(status_field r writes)" \
 		"$(dmsetup message r 0 stats | grep -E '^(reads|writes)=' | tr '\n' ' ' | sed 's/ $//')"
+	# Every data bio sent to main lands in one latency bucket.
+	local sum
+	sum=$(dmsetup message r 0 stats | awk -F= '/^main_latency_us_ge_/ {s += $2} END {print s + 0}')
+	assert_eq "latency histogram counts every data bio" \
+		$(($(status_field r reads) + $(status_field r writes))) "${sum:-0}"
+	remap_msg r 8 >/dev/null || fail "remap"
+	assert_eq "remap counters" "remaps_auto=0 remaps_manual=1" \
+		"$(dmsetup message r 0 stats | grep '^remaps_' | tr '\n' ' ' | sed 's/ $//')"
 	dmsetup message r 0 clear_stats || fail "clear_stats refused"
 	assert_eq "reads after clear_stats" 0 "$(status_field r reads)"
 	assert_eq "writes after clear_stats" 0 "$(status_field r writes)"
@@ -54,6 +62,8 @@ test_read_errors_are_returned_and_counted() {
 	dd if=/dev/mapper/r of=/dev/null iflag=direct bs=4096 skip=11 count=1 2>/dev/null || fail "good block unreadable"
 	assert_eq "read_errors" 1 "$(status_field r read_errors)"
 	assert_eq "write_errors" 0 "$(status_field r write_errors)"
+	# A pending unit costs 10 points, errors on a few I/O the whole error part (40).
+	assert_eq "health" 50 "$(status_field r health)"
 	dmsetup remove r
 	dmsetup remove dust
 }
@@ -65,7 +75,7 @@ test_messages() {
 	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
 	out=$(dmsetup message r 0 help) || fail "help refused"
 	# One line per message, each starting with the message's name.
-	assert_eq "messages in help" "help list remap unremap clear_pending stats clear_stats" "$(echo "$out" | awk '{print $1}' | tr -d ':' | tr '\n' ' ' | sed 's/ $//')"
+	assert_eq "messages in help" "help list remap unremap clear_pending stats clear_stats spares" "$(echo "$out" | awk '{print $1}' | tr -d ':' | tr '\n' ' ' | sed 's/ $//')"
 	dmesg_mark
 	dmsetup message r 0 frobnicate 2>/dev/null && fail "unknown message accepted"
 	assert_contains "unknown message logged" "message rejected: unknown message" "$(dmesg_new)"
