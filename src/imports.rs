@@ -198,14 +198,7 @@ impl Metadata {
         let mut msg: *const c_char = core::ptr::null();
         // SAFETY: a live handle, used exclusively (`&mut self`); `msg` is a valid out-pointer.
         let r = unsafe { dm_remap_v4_metadata_check_unchanged(self.0.as_ptr(), &mut msg) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err((
-                errno_or_eio(r),
-                static_message(msg, c"metadata changed since the table was loaded"),
-            ))
-        }
+        md_result(r, msg, c"metadata changed since the table was loaded")
     }
 
     /// Brings this member up to date with the setup: a checkpoint of the whole table from `table`, recorded
@@ -229,14 +222,7 @@ impl Metadata {
                 &mut msg,
             )
         };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err((
-                errno_or_eio(r),
-                static_message(msg, c"metadata resync failed"),
-            ))
-        }
+        md_result(r, msg, c"metadata resync failed")
     }
 
     /// Commits `records` durably (returns once they are on stable media). When the journal is full the
@@ -260,14 +246,20 @@ impl Metadata {
                 &mut msg,
             )
         };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err((
-                errno_or_eio(r),
-                static_message(msg, c"metadata commit failed"),
-            ))
-        }
+        md_result(r, msg, c"metadata commit failed")
+    }
+}
+
+/// A metadata call's result: `Ok` for 0, else its errno with its static message (or `fallback`).
+fn md_result(
+    r: c_int,
+    msg: *const c_char,
+    fallback: &'static CStr,
+) -> core::result::Result<(), (Error, &'static CStr)> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err((errno_or_eio(r), static_message(msg, fallback)))
     }
 }
 

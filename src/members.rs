@@ -41,18 +41,23 @@ impl SpareDev {
     }
 }
 
-/// What the constructor hands the target's state.
+/// The devices and the table line's settings: what the constructor hands the target's state, which keeps it
+/// as it is.
 pub(crate) struct Setup {
     pub(crate) main: Device,
-    /// By member index.
+    /// The spares, by member index.
     pub(crate) spares: KVec<SpareDev>,
-    /// Member index of each spare in table order.
+    /// Member index of each spare in table order, for the table line.
     pub(crate) table_order: KVec<u32>,
+    /// The table's `main_id` option, as given.
     pub(crate) main_id: Option<CString>,
+    /// The remap unit: the main device's logical block size.
     pub(crate) unit_bytes: u32,
+    /// The table's `retries` option.
     pub(crate) retries: u32,
+    /// The table's `min_spare_percent` option.
     pub(crate) min_spare_percent: u32,
-    /// Damaged superblock copies found, and rewritten, over every spare.
+    /// Damaged superblock copies found, and rewritten, over every spare, when the table was loaded.
     pub(crate) bad_copies: u32,
     pub(crate) repaired: u32,
     /// Most entries every spare's metadata can hold (the smallest capacity: a spare that joined later may

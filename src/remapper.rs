@@ -11,7 +11,6 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::prelude::*;
-use kernel::str::CString;
 use kernel::sync::Mutex;
 use kernel::time::{Instant, Monotonic};
 
@@ -82,24 +81,8 @@ pub(crate) struct Remapper {
     /// Declared before the devices: fields drop in order, and the metadata handles use the spares.
     #[pin]
     pub(crate) updates: Mutex<Updates>,
-    /// Damaged superblock copies found, and rewritten, when the table was loaded (over every spare).
-    pub(crate) md_bad_copies: u32,
-    pub(crate) md_repaired: u32,
-    pub(crate) main: Device,
-    /// The spares, by member index.
-    pub(crate) spares: KVec<SpareDev>,
-    /// Member index of each spare in table order, for the table line.
-    pub(crate) table_order: KVec<u32>,
-    /// The table's `main_id` option, as given.
-    pub(crate) main_id: Option<CString>,
-    /// The remap unit: the main device's logical block size.
-    pub(crate) unit_bytes: u32,
-    /// The table's `retries` option.
-    pub(crate) retries: u32,
-    /// The table's `min_spare_percent` option.
-    pub(crate) min_spare_percent: u32,
-    /// Most entries the metadata holds ([`Setup::capacity`]).
-    capacity: u64,
+    /// The devices and the table line's settings.
+    pub(crate) setup: Setup,
     pub(crate) table: RemapTable,
     pub(crate) stats: IoStats,
     /// A unit needed a spare unit and none was left.
@@ -206,16 +189,7 @@ impl Remapper {
         }
         try_pin_init!(Self {
             updates <- kernel::new_mutex!(updates, "dm-remap-v4 updates"),
-            md_bad_copies: setup.bad_copies,
-            md_repaired: setup.repaired,
-            main: setup.main,
-            spares: setup.spares,
-            table_order: setup.table_order,
-            main_id: setup.main_id,
-            unit_bytes: setup.unit_bytes,
-            retries: setup.retries,
-            min_spare_percent: setup.min_spare_percent,
-            capacity: setup.capacity,
+            setup,
             table,
             stats: IoStats::default(),
             exhausted: AtomicBool::new(false),
@@ -225,12 +199,12 @@ impl Remapper {
     }
 
     pub(crate) fn unit_sectors(&self) -> u32 {
-        (self.unit_bytes / SECTOR_BYTES).max(1)
+        (self.setup.unit_bytes / SECTOR_BYTES).max(1)
     }
 
     /// The spare with member index `spare`.
     pub(crate) fn spare(&self, spare: u32) -> Option<&SpareDev> {
-        self.spares.get(usize::try_from(spare).ok()?)
+        self.setup.spares.get(usize::try_from(spare).ok()?)
     }
 
     /// First sector of `unit` of spare `spare`; `None` for anything outside its pool.
@@ -245,17 +219,20 @@ impl Remapper {
 
     /// `(spare_used, spare_total)` in units over every spare, without locking.
     pub(crate) fn spare_counts(&self) -> (u64, u64) {
-        self.spares.iter().fold((0u64, 0u64), |(used, total), s| {
-            (
-                used.saturating_add(s.used()),
-                total.saturating_add(s.pool_units),
-            )
-        })
+        self.setup
+            .spares
+            .iter()
+            .fold((0u64, 0u64), |(used, total), s| {
+                (
+                    used.saturating_add(s.used()),
+                    total.saturating_add(s.pool_units),
+                )
+            })
     }
 
     /// Mirrors the pool's counts after a change (see [`SpareDev::used`]).
     fn note_pool(&self, u: &mut Updates) {
-        for (i, spare) in self.spares.iter().enumerate() {
+        for (i, spare) in self.setup.spares.iter().enumerate() {
             if let Ok(i) = u32::try_from(i) {
                 spare.used.store(u.pool.counts(i).0, Ordering::Relaxed);
             }
@@ -277,7 +254,7 @@ impl Remapper {
     pub(crate) fn metadata_health(&self) -> &'static str {
         if self.md_failed.load(Ordering::Relaxed) {
             "failed"
-        } else if self.md_repaired < self.md_bad_copies {
+        } else if self.setup.repaired < self.setup.bad_copies {
             "degraded"
         } else {
             "ok"
@@ -294,7 +271,7 @@ impl Remapper {
                 .remapped()
                 .saturating_add(self.table.pending())
                 .saturating_add(u64::try_from(u.batch.len()).unwrap_or(u64::MAX));
-            if entries >= self.capacity {
+            if entries >= self.setup.capacity {
                 self.exhausted.store(true, Ordering::Relaxed);
                 return Err((ENOSPC, c"the metadata holds no more entries"));
             }
@@ -333,7 +310,7 @@ impl Remapper {
         }
         // Relocated data must be durable before the mapping that points at it, and each spare's metadata
         // flush covers only that spare.
-        for (i, spare) in self.spares.iter().enumerate() {
+        for (i, spare) in self.setup.spares.iter().enumerate() {
             let holds_data = u
                 .batch
                 .iter()
@@ -457,8 +434,8 @@ impl Remapper {
                     .checked_mul(u64::from(self.unit_sectors()))
                     .ok_or((EINVAL, c"unit beyond the device"))?;
                 // Once on its own (the bio may have failed for another unit's sake), then `retries` more.
-                for _ in 0..=self.retries {
-                    if written(&self.main, sector, &mut u.buf) {
+                for _ in 0..=self.setup.retries {
+                    if written(&self.setup.main, sector, &mut u.buf) {
                         return Ok(());
                     }
                     self.stats.device_error();
@@ -497,7 +474,11 @@ impl Remapper {
                 u.buf.fill(0);
                 Ok(())
             } else {
-                bio.copy_out(&st.iter, i.saturating_mul(self.unit_bytes), &mut u.buf)
+                bio.copy_out(
+                    &st.iter,
+                    i.saturating_mul(self.setup.unit_bytes),
+                    &mut u.buf,
+                )
             };
             let done = filled
                 .map_err(|e| (e, c"cannot copy the bio's data"))
@@ -547,17 +528,17 @@ impl Remapper {
                         }
                     }
                 }
-                _ => (&self.main, unit.saturating_mul(us)),
+                _ => (&self.setup.main, unit.saturating_mul(us)),
             };
             let mut read = false;
-            for _ in 0..=self.retries {
+            for _ in 0..=self.setup.retries {
                 if dev.read_sync(sector, &mut u.buf).is_ok() {
                     read = true;
                     break;
                 }
                 self.stats.device_error();
             }
-            let skip = i.saturating_mul(self.unit_bytes);
+            let skip = i.saturating_mul(self.setup.unit_bytes);
             if read && bio.copy_in(&st.iter, skip, &u.buf).is_ok() {
                 continue;
             }
@@ -591,10 +572,10 @@ impl Remapper {
     fn units_of(&self, st: &BioState) -> Option<(u64, u32)> {
         let us = u64::from(self.unit_sectors());
         let bytes = st.iter.bytes();
-        if st.offset % us != 0 || bytes == 0 || bytes % self.unit_bytes != 0 {
+        if st.offset % us != 0 || bytes == 0 || bytes % self.setup.unit_bytes != 0 {
             return None;
         }
-        Some((st.offset / us, bytes / self.unit_bytes))
+        Some((st.offset / us, bytes / self.setup.unit_bytes))
     }
 
     /// `remap <sector>`: copies the unit to a new spare unit, commits the mapping durably, then switches
@@ -614,7 +595,7 @@ impl Remapper {
         let mut guard = self.updates.lock();
         let u = &mut *guard;
         let main_sector = unit.saturating_mul(us);
-        if self.main.read_sync(main_sector, &mut u.buf).is_err() {
+        if self.setup.main.read_sync(main_sector, &mut u.buf).is_err() {
             if self.table.get(unit).is_none() {
                 self.stage(u, record(unit, 0, RECORD_PENDING))?;
                 self.commit_batch(u)?;
@@ -671,9 +652,9 @@ impl Remapper {
         dev.dev
             .read_sync(spare_sector, &mut u.buf)
             .map_err(|e| (e, c"cannot read the spare unit; the unit stays remapped"))?;
-        let written = self.main.write_sync(main_sector, &mut u.buf).is_ok()
-            && self.main.flush_sync().is_ok()
-            && self.main.read_sync(main_sector, &mut u.check).is_ok();
+        let written = self.setup.main.write_sync(main_sector, &mut u.buf).is_ok()
+            && self.setup.main.flush_sync().is_ok()
+            && self.setup.main.read_sync(main_sector, &mut u.check).is_ok();
         if !written {
             self.stats.device_error();
             return Err((EIO, c"main still fails the unit; it stays remapped"));
@@ -716,7 +697,7 @@ impl Remapper {
     pub(crate) fn preresume(&self) -> Result {
         let mut guard = self.updates.lock();
         let u = &mut *guard;
-        for (spare, md) in self.spares.iter().zip(u.metadata.iter_mut()) {
+        for (spare, md) in self.setup.spares.iter().zip(u.metadata.iter_mut()) {
             if let Err((e, why)) = md.check_unchanged() {
                 pr_err!(
                     "spare {}: {}; load the table again\n",
@@ -729,7 +710,13 @@ impl Remapper {
         let Some(r) = u.resync else {
             return Ok(());
         };
-        for (i, (spare, md)) in self.spares.iter().zip(u.metadata.iter_mut()).enumerate() {
+        for (i, (spare, md)) in self
+            .setup
+            .spares
+            .iter()
+            .zip(u.metadata.iter_mut())
+            .enumerate()
+        {
             let wanted = u32::try_from(i)
                 .ok()
                 .and_then(|i| 1u32.checked_shl(i))
@@ -764,7 +751,7 @@ impl Remapper {
 
     /// The `spares` message: one line per spare, by member index.
     pub(crate) fn list_spares(&self, out: &mut OutBuf<'_>) {
-        for (index, s) in self.spares.iter().enumerate() {
+        for (index, s) in self.setup.spares.iter().enumerate() {
             // Bounded by the spares; stops once the output buffer is full.
             if writeln!(
                 out,

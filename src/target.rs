@@ -198,7 +198,7 @@ impl Target for RemapTarget {
         if bio.bytes() == 0 {
             // Empty flush: one copy per device, the main's first.
             let dev = match bio.target_bio_nr() {
-                FLUSH_MAIN => &r.main,
+                FLUSH_MAIN => &r.setup.main,
                 n => match n.checked_sub(1).and_then(|i| r.spare(i)) {
                     Some(s) => &s.dev,
                     None => return MapResult::Kill,
@@ -235,7 +235,7 @@ impl Target for RemapTarget {
                 pb.route = if data { Route::Main } else { Route::Other };
                 // One clock read per data bio to main, for the latency histogram.
                 pb.started = data.then(Instant::<Monotonic>::now);
-                bio.remap(&r.main, sector);
+                bio.remap(&r.setup.main, sector);
             }
             Dest::Spare { spare, sector } => {
                 let Some(s) = r.spare(spare) else {
@@ -301,7 +301,7 @@ impl Target for RemapTarget {
         // Spare names in table order (the table line reproduces what was loaded).
         let mut names = [""; MAX_SPARES];
         let mut n = 0;
-        for (slot, index) in names.iter_mut().zip(r.table_order.iter()) {
+        for (slot, index) in names.iter_mut().zip(r.setup.table_order.iter()) {
             *slot = r.spare(*index).map_or("-", |s| s.dev.name());
             n += 1;
         }
@@ -316,20 +316,20 @@ impl Target for RemapTarget {
         let view = StatusView {
             name: "dm-remap-v4",
             version: Self::VERSION,
-            main: r.main.name(),
+            main: r.setup.main.name(),
             spares: names.get(..n).unwrap_or(&[]),
-            main_id: r.main_id.as_deref().and_then(|id| id.to_str().ok()),
-            unit_bytes: r.unit_bytes,
+            main_id: r.setup.main_id.as_deref().and_then(|id| id.to_str().ok()),
+            unit_bytes: r.setup.unit_bytes,
             spare_used,
             spare_total,
             remapped: r.table.remapped(),
             pending: r.table.pending(),
             state: r.state(),
             metadata: r.metadata_health(),
-            metadata_repaired: r.md_repaired,
+            metadata_repaired: r.setup.repaired,
             metadata_version: r.metadata_version(),
-            retries: r.retries,
-            min_spare_percent: r.min_spare_percent,
+            retries: r.setup.retries,
+            min_spare_percent: r.setup.min_spare_percent,
             io,
             health,
         };
@@ -397,11 +397,11 @@ impl Target for RemapTarget {
 
     fn iterate_devices(&self, ti: &TargetInfo, visitor: &mut DeviceVisitor) -> i32 {
         let r = self.r();
-        let res = visitor.visit(&r.main, 0, ti.len());
+        let res = visitor.visit(&r.setup.main, 0, ti.len());
         if res != 0 {
             return res;
         }
-        for s in r.spares.iter() {
+        for s in r.setup.spares.iter() {
             let res = visitor.visit(&s.dev, 0, s.dev.nr_sectors());
             if res != 0 {
                 return res;
@@ -416,6 +416,6 @@ impl Target for RemapTarget {
 
     fn io_hints(&self, _ti: &TargetInfo, limits: &mut QueueLimits<'_>) {
         // Never let the stack issue I/O smaller than a remap unit.
-        limits.stack_block_size(self.r().unit_bytes);
+        limits.stack_block_size(self.r().setup.unit_bytes);
     }
 }

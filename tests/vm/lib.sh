@@ -87,6 +87,15 @@ write_at() {
 	dd if="$1" of="$2" oflag=direct,seek_bytes bs=$bs seek=$(($3 * 512)) conv=notrunc 2>/dev/null
 }
 
+# error_range NAME DEV FIRST COUNT: a device over DEV whose sectors FIRST..FIRST+COUNT-1 fail every I/O.
+error_range() {
+	local len
+	len=$(sectors "$2")
+	dmsetup create "$1" --table "0 $3 linear $2 0
+$3 $4 error
+$(($3 + $4)) $((len - $3 - $4)) linear $2 $(($3 + $4))"
+}
+
 # quiesced_msg DEV WORD...: a message sent while DEV is suspended (the messages that copy data need it),
 # printing its output; DEV is resumed whatever the message did.
 quiesced_msg() {

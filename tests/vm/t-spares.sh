@@ -2,15 +2,6 @@
 # table (the table may name them in any order), a spare joins by table reload, a missing or foreign spare is
 # refused, and no spare unit is ever handed out twice.
 
-# error_range NAME LOOP FIRST COUNT: a device over LOOP whose sectors FIRST..FIRST+COUNT-1 fail every I/O.
-error_range() {
-	local len
-	len=$(sectors "$2")
-	dmsetup create "$1" --table "0 $3 linear $2 0
-$3 $4 error
-$(($3 + $4)) $((len - $3 - $4)) linear $2 $(($3 + $4))"
-}
-
 # spare_line DEV INDEX: the `spares` message line of member INDEX, without the device name.
 spare_line() { dmsetup message "$1" 0 spares | awk -v i="$2" '$1 == i {print $3, $4, $5}'; }
 

@@ -1,15 +1,6 @@
 # The remap table at scale: thousands of runtime relocations (the change layer merged into the sorted run),
 # and removals of loaded entries (tombstones over the run), all persistent.
 
-# error_main NAME LOOP FIRST COUNT: a device over LOOP whose sectors FIRST..FIRST+COUNT-1 fail every I/O.
-error_main() {
-	local len
-	len=$(sectors "$2")
-	dmsetup create "$1" --table "0 $3 linear $2 0
-$3 $4 error
-$(($3 + $4)) $((len - $3 - $4)) linear $2 $(($3 + $4))"
-}
-
 # table_stat DEV KEY: a value from the `stats` message.
 table_stat() { dmsetup message "$1" 0 stats | sed -n "s/^$2=//p"; }
 
@@ -17,7 +8,7 @@ test_thousands_of_relocations_merge_into_the_run_and_persist() {
 	local main spare len n=4400 first=8192
 	main=$(make_loop main 16) spare=$(make_loop spare 8)
 	len=$(sectors "$main")
-	error_main mainx "$main" $first $n || { fail "create the failing main"; return; }
+	error_range mainx "$main" $first $n || { fail "create the failing main"; return; }
 	dmsetup create r --table "0 $len $TARGET /dev/mapper/mainx $spare 2 retries 0" || { fail "create"; return; }
 	pattern "$WORK/a" $((n / 2))
 	# 4400 one-sector units fail on main: each is relocated; the table merges its changes at 4096.
