@@ -11,7 +11,9 @@ test_dmremap_drives_a_device_through_its_life() {
 	"$DMREMAP" create r --main "$main" --spare "$spare" || { fail "dmremap create"; return; }
 	# dmremap passes the main's identifier (its backing file, for a loop device); the kernel echoes it.
 	assert_eq "table" "0 $len $TARGET $mm $sm 2 main_id loop:$WORK/main.img" "$(dmsetup table r)"
-	assert_contains "json" '"remapped":0' "$("$DMREMAP" status r --json | tr -d ' \n')"
+	out=$("$DMREMAP" status r --json | tr -d ' \n')
+	assert_contains "json" '"remapped":0' "$out"
+	assert_contains "json health of a fresh device" '"health":100' "$out"
 	pattern "$WORK/a" 64
 	write_at "$WORK/a" /dev/mapper/r 0
 	out=$("$DMREMAP" remap r 100) || fail "dmremap remap"

@@ -26,6 +26,10 @@ pub struct DeviceStatus {
     pub state: Option<String>,
     /// Metadata health: `ok`, `degraded` or `failed`.
     pub metadata: Option<String>,
+    /// The kernel's health score, 0 (failing) to 100 (docs/status.md, "Health").
+    pub health: Option<u64>,
+    /// Number of spare devices.
+    pub spares: Option<u64>,
     /// Units whose data lives on the spare.
     pub remapped: Option<u64>,
     /// Units whose read failed and that wait for a write.
@@ -74,6 +78,8 @@ impl DeviceStatus {
                 self.metadata = Some(value.to_owned());
                 return;
             }
+            "health" => &mut self.health,
+            "spares" => &mut self.spares,
             "remapped" => &mut self.remapped,
             "pending" => &mut self.pending,
             "spare_used" => &mut self.spare_used,
@@ -227,6 +233,7 @@ pub fn render_human(devices: &[DeviceStatus]) -> String {
             vec![
                 name,
                 opt_str(d.state.as_ref()),
+                opt(d.health),
                 opt(d.remapped),
                 opt(d.pending),
                 left,
@@ -241,6 +248,7 @@ pub fn render_human(devices: &[DeviceStatus]) -> String {
         &[
             "DEVICE",
             "STATE",
+            "HEALTH",
             "REMAPPED",
             "PENDING",
             "SPARE_LEFT",
@@ -327,6 +335,18 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "Spare units left (spare_total - spare_used).",
         value: |d| d.spare_left,
+    },
+    Family {
+        name: "dmremap_health",
+        kind: "gauge",
+        help: "Health score, 0 (failing) to 100 (no sign of trouble).",
+        value: |d| d.health,
+    },
+    Family {
+        name: "dmremap_spares",
+        kind: "gauge",
+        help: "Number of spare devices.",
+        value: |d| d.spares,
     },
     Family {
         name: "dmremap_unit_bytes",
@@ -456,7 +476,7 @@ mod tests {
     /// A line in the format of `docs/status.md`, as `dmsetup status <name>` prints it.
     const LINE: &str = "0 65536 dm-remap-v4 unit_bytes=512 remapped=3 pending=1 spare_used=4 \
         spare_total=24576 metadata=ok metadata_repaired=0 metadata_version=1 reads=10 writes=20 flushes=1 \
-        discards=0 read_errors=1 write_errors=0 device_errors=5 state=ok";
+        discards=0 read_errors=1 write_errors=0 device_errors=5 state=ok spares=1 health=90";
 
     fn sample() -> DeviceStatus {
         parse_line("r0", LINE).unwrap()
@@ -473,6 +493,8 @@ mod tests {
         assert_eq!((d.spare_used, d.spare_total), (Some(4), Some(24576)));
         assert_eq!(d.spare_left, Some(24572));
         assert_eq!(d.spare_left_percent, Some(99));
+        assert_eq!((d.health, d.spares), (Some(90), Some(1)));
+        assert!(d.other.is_empty(), "unparsed: {:?}", d.other);
         assert_eq!(
             (d.metadata_repaired, d.metadata_version),
             (Some(0), Some(1))
@@ -544,13 +566,14 @@ mod tests {
         let text = render_human(&[sample()]);
         let mut lines = text.lines();
         let header = lines.next().unwrap();
-        assert!(header.starts_with("DEVICE  STATE  REMAPPED  PENDING  SPARE_LEFT"));
+        assert!(header.starts_with("DEVICE  STATE  HEALTH  REMAPPED  PENDING  SPARE_LEFT"));
         let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
         assert_eq!(
             row,
             [
                 "r0",
                 "ok",
+                "90",
                 "3",
                 "1",
                 "24572/24576",
@@ -564,8 +587,8 @@ mod tests {
         // The example of docs/dmremap.md.
         assert_eq!(
             text,
-            "DEVICE  STATE  REMAPPED  PENDING  SPARE_LEFT         READ_ERR  WRITE_ERR  DEV_ERR  METADATA\n\
-             r0      ok     3         1        24572/24576 (99%)  1         0          5        ok\n"
+            "DEVICE  STATE  HEALTH  REMAPPED  PENDING  SPARE_LEFT         READ_ERR  WRITE_ERR  DEV_ERR  METADATA\n\
+             r0      ok     90      3         1        24572/24576 (99%)  1         0          5        ok\n"
         );
         assert_eq!(render_human(&[]), "no dm-remap-v4 devices\n");
     }
@@ -640,6 +663,7 @@ mod tests {
         assert!(text.contains("dmremap_pending_units{device=\"r0\"} 1\n"));
         assert!(text.contains("dmremap_spare_left_units{device=\"r0\"} 24572\n"));
         assert!(text.contains("dmremap_state{device=\"r0\",state=\"ok\"} 1\n"));
+        assert!(text.contains("dmremap_health{device=\"r0\"} 90\n"));
         assert!(text.contains("dmremap_state{device=\"r0\",state=\"failed\"} 0\n"));
         assert!(text.contains("dmremap_metadata_state{device=\"r0\",state=\"degraded\"} 0\n"));
         assert!(text.contains("# TYPE dmremap_device_errors_total counter\n"));
