@@ -87,6 +87,11 @@ write_at() {
 	dd if="$1" of="$2" oflag=direct,seek_bytes bs=$bs seek=$(($3 * 512)) conv=notrunc 2>/dev/null
 }
 
+# dust_over DEV NAME: a dm-dust device NAME over DEV with 512-byte blocks (block number = sector), enabled.
+dust_over() {
+	dmsetup create "$2" --table "0 $(sectors "$1") dust $1 0 512" && dmsetup message "$2" 0 enable
+}
+
 # error_range NAME DEV FIRST COUNT: a device over DEV whose sectors FIRST..FIRST+COUNT-1 fail every I/O.
 error_range() {
 	local len

@@ -1,7 +1,7 @@
 # The error path under real load: a filesystem and concurrent verified I/O over a main device whose sectors
 # fail writes (dm-dust), with manual remaps going on at the same time.
 
-# dust_over, bad_blocks: see t-error-path.sh (the runner sources every file).
+# dust_over: tests/vm/lib.sh; bad_blocks: t-error-path.sh (the runner sources every file).
 
 # bad_sectors_of FILE COUNT DEV: about COUNT sectors inside the data of FILE on the filesystem on DEV.
 bad_sectors_of() {

@@ -1,11 +1,6 @@
 # The error path: writes that fail on main are relocated to the spare; reads that fail return the error and
 # leave the unit pending until a write heals it. Faults come from dm-dust under the main (or spare) device.
 
-# dust_over DEV NAME: a dm-dust device NAME over DEV with 512-byte blocks (block number = sector), enabled.
-dust_over() {
-	dmsetup create "$2" --table "0 $(sectors "$1") dust $1 0 512" && dmsetup message "$2" 0 enable
-}
-
 # bad_blocks NAME COUNT BLOCK...: BLOCK fails reads, and COUNT writes (0: a write clears it, as a drive would).
 bad_blocks() {
 	local name=$1 count=$2 b

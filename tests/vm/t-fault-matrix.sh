@@ -37,11 +37,6 @@ fm_end() {
 # fm_fault [N]: N (default 1) faults were injected.
 fm_fault() { _fm_faults=$((_fm_faults + ${1:-1})); }
 
-# fm_dust DEV NAME: dm-dust over DEV, 512-byte blocks (block = sector), failing reads of listed blocks.
-fm_dust() {
-	dmsetup create "$2" --table "0 $(sectors "$1") dust $1 0 512" && dmsetup message "$2" 0 enable
-}
-
 # fm_bad NAME COUNT SECTOR...: each SECTOR of dust device NAME fails reads, and its next COUNT writes (0: the
 # first write clears it, as a drive that rewrites an unreadable sector).
 fm_bad() {
@@ -156,7 +151,7 @@ test_fault_one_write_over_remapped_pending_and_failing_units() {
 	local main spare
 	fm_begin mixed-units
 	main=$(make_loop main $FM_MIB) spare=$(make_loop spare $FM_SPARE_MIB)
-	fm_dust "$main" dust || { fail "create dust"; return; }
+	dust_over "$main" dust || { fail "create dust"; return; }
 	fm_create /dev/mapper/dust "$spare" || { fail "create"; return; }
 	fm_write 2048 0 || fail "initial write"
 	# Sector 9 fails every write (and read): the write that finds it relocates it.
@@ -195,8 +190,8 @@ test_fault_spare_units_of_remapped_units_fail() {
 	local main spare p100 p200 n200
 	fm_begin spare-unit-errors
 	main=$(make_loop main $FM_MIB) spare=$(make_loop spare $FM_SPARE_MIB)
-	fm_dust "$main" dust || { fail "create dust"; return; }
-	fm_dust "$spare" sdust || { fail "create spare dust"; return; }
+	dust_over "$main" dust || { fail "create dust"; return; }
+	dust_over "$spare" sdust || { fail "create spare dust"; return; }
 	fm_create /dev/mapper/dust /dev/mapper/sdust || { fail "create"; return; }
 	fm_write 2048 0 || fail "initial write"
 	fm_bad dust 255 100 200
@@ -236,7 +231,7 @@ test_fault_spare_vanishes_under_io() {
 	local main spare reader
 	fm_begin spare-vanishes
 	main=$(make_loop main $FM_MIB) spare=$(make_loop spare $FM_SPARE_MIB)
-	fm_dust "$main" dust || { fail "create dust"; return; }
+	dust_over "$main" dust || { fail "create dust"; return; }
 	dmsetup create slin --table "0 $FM_SPARE_LEN linear $spare 0" || { fail "create slin"; return; }
 	fm_create /dev/mapper/dust /dev/mapper/slin || { fail "create"; return; }
 	fm_write 2048 0 || fail "initial write"
@@ -309,7 +304,7 @@ test_fault_metadata_region_fails_writes_and_reloads() {
 	local main spare pool
 	fm_begin metadata-region-fails
 	main=$(make_loop main $FM_MIB) spare=$(make_loop spare $FM_SPARE_MIB)
-	fm_dust "$main" dust || { fail "create dust"; return; }
+	dust_over "$main" dust || { fail "create dust"; return; }
 	dmsetup create slin --table "0 $FM_SPARE_LEN linear $spare 0" || { fail "create slin"; return; }
 	fm_create /dev/mapper/dust /dev/mapper/slin || { fail "create"; return; }
 	fm_write 2048 0 || fail "initial write"
