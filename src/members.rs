@@ -17,8 +17,8 @@ use crate::imports::{check_min_spare, plan_format, random_uuid, LoadSink, Metada
 use crate::loader::{claim_loaded_units, Loader};
 use crate::logic::table::{TableArgs, MAX_SPARES};
 use crate::md_abi::{
-    OpenParams, OpenReport, RecordAbi, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID, OPEN_FORMAT_IF_BLANK,
-    SINK_OK,
+    OpenParams, OpenReport, RecordAbi, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID, OPEN_FORMAT_FOREIGN,
+    OPEN_FORMAT_IF_BLANK, SINK_OK,
 };
 use crate::table::RemapTable;
 
@@ -57,6 +57,8 @@ pub(crate) struct Setup {
     pub(crate) retries: u32,
     /// The table's `min_spare_percent` option.
     pub(crate) min_spare_percent: u32,
+    /// The table's `format_foreign` option.
+    pub(crate) format_foreign: bool,
     /// Damaged superblock copies found, and rewritten, over every spare, when the table was loaded.
     pub(crate) bad_copies: u32,
     pub(crate) repaired: u32,
@@ -187,6 +189,13 @@ pub(crate) fn assemble(
                 o.md = Some((md, report));
             }
             Err((e, _)) if e == ENODATA => {}
+            // Foreign data (nothing of dm-remap-v4's, damaged or not): formatted below when the table says so.
+            Err((e, _)) if e == EBUSY && line.format_foreign => {
+                pr_warn!(
+                    "spare {}: holds foreign data; format_foreign: formatting it\n",
+                    o.dev.name()
+                );
+            }
             Err(e) => return Err(spare_err(&o.dev, e)),
         }
     }
@@ -265,6 +274,9 @@ pub(crate) fn assemble(
         let mut p = base;
         p.spare_sectors = dev.nr_sectors();
         p.flags = OPEN_FORMAT_IF_BLANK;
+        if line.format_foreign {
+            p.flags |= OPEN_FORMAT_FOREIGN;
+        }
         p.member_index = index;
         p.member_count = members;
         p.new_uuid = setup_uuid;
@@ -419,6 +431,7 @@ pub(crate) fn assemble(
             unit_bytes,
             retries: line.retries,
             min_spare_percent: line.min_spare_percent,
+            format_foreign: line.format_foreign,
             bad_copies,
             repaired,
             capacity,

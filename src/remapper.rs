@@ -14,7 +14,7 @@ use kernel::prelude::*;
 use kernel::sync::Mutex;
 use kernel::time::{Instant, Monotonic};
 
-use crate::dm::{BioIter, BlkStatus, Device, HandleBio, Op, OwnedBio};
+use crate::dm::{BioIter, BioList, BlkStatus, Device, HandleBio, Op, OwnedBio};
 use crate::imports::{Metadata, RecordSource, SparePool};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{Entry, RemapLookup};
@@ -52,6 +52,17 @@ pub(crate) struct BioState {
     pub(crate) taken: bool,
     /// When a data bio was sent to the main device, for its latency.
     pub(crate) started: Option<Instant<Monotonic>>,
+    /// What the worker made of the bio, kept until its group's commit decides how it completes.
+    pub(crate) outcome: Outcome,
+}
+
+/// How a taken bio fared before its group's commit.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Outcome {
+    /// Every unit was read or written.
+    ok: bool,
+    /// It staged a change: it completes well only if the commit that holds the change succeeds.
+    staged: bool,
 }
 
 /// What changes the remap table: serialised by one mutex.
@@ -64,8 +75,13 @@ pub(crate) struct Updates {
     /// A second unit, to verify a copy against.
     pub(crate) check: KVec<u8>,
     /// Changes staged for one journal commit (group commit): at most [`MAX_BATCH`], in ascending unit order,
-    /// one per unit. Relocated data is already on its spare unit, not yet flushed. Empty between bios.
+    /// one per unit. Relocated data is already on its spare unit, not yet flushed. Empty between the worker's
+    /// groups of bios and between messages.
     pub(crate) batch: KVec<RecordAbi>,
+    /// Changes staged so far (wrapping): tells which bio of a group staged one.
+    pub(crate) staged: u64,
+    /// Why a commit failed since the worker's current group of bios began.
+    pub(crate) commit_failure: Option<&'static CStr>,
     /// Members to bring up to date at the first resume.
     pub(crate) resync: Option<Resync>,
     /// The staged relocations come from the `remap` message (for the remap counters).
@@ -276,14 +292,32 @@ impl Remapper {
                 return Err((ENOSPC, c"the metadata holds no more entries"));
             }
         }
-        // Units arrive in ascending order within a bio; a unit out of order commits what came before it.
-        let ordered = u.batch.last().is_none_or(|l| l.main_unit < rec.main_unit);
-        if u.batch.len() >= MAX_BATCH || !ordered {
+        // The batch stays sorted; a unit already in it commits the batch first, so its changes keep their order.
+        let mut slot = u
+            .batch
+            .binary_search_by_key(&rec.main_unit, |r| r.main_unit);
+        if slot.is_ok() || u.batch.len() >= MAX_BATCH {
             self.commit_batch(u)?;
+            slot = Err(0);
         }
+        let (Ok(at) | Err(at)) = slot;
         u.batch
             .push_within_capacity(rec)
-            .map_err(|_| (ENOMEM, c"group commit batch full"))
+            .map_err(|_| (ENOMEM, c"group commit batch full"))?;
+        if let Some(tail) = u.batch.get_mut(at..) {
+            tail.rotate_right(1);
+        }
+        u.staged = u.staged.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Commits the batch if it holds a change of `unit`: the table does not show staged changes, so the unit
+    /// must not be read or written before they are published.
+    fn commit_if_staged(&self, u: &mut Updates, unit: u64) -> Result<(), (Error, &'static CStr)> {
+        if u.batch.binary_search_by_key(&unit, |r| r.main_unit).is_ok() {
+            self.commit_batch(u)?;
+        }
+        Ok(())
     }
 
     /// Commits the staged changes durably, in one journal commit after one flush of the spare, then publishes
@@ -294,11 +328,12 @@ impl Remapper {
             return Ok(());
         }
         let done = self.commit_staged(u);
-        if done.is_err() {
+        if let Err((_, why)) = done {
             for r in u.batch.iter().filter(|r| r.state == RECORD_ACTIVE) {
                 let _ = u.pool.free(r.spare_index, r.spare_unit);
             }
             self.note_pool(u);
+            u.commit_failure = Some(why);
         }
         u.batch.clear();
         done
@@ -332,6 +367,7 @@ impl Remapper {
         if let Some(md) = u.metadata.first() {
             self.md_version.store(md.version(), Ordering::Relaxed);
         }
+        self.stats.committed();
         let moved = u.batch.iter().filter(|r| r.state == RECORD_ACTIVE).count();
         self.stats
             .remapped(u64::try_from(moved).unwrap_or(u64::MAX), u.manual);
@@ -458,33 +494,32 @@ impl Remapper {
         Ok(())
     }
 
-    /// Completes a write that failed below, or a write to pending units: unit by unit.
-    fn complete_write(&self, bio: &OwnedBio<BioState>, st: &BioState) -> BlkStatus {
+    /// Writes a bio that failed below, or a write to pending units, unit by unit; the changes are staged for
+    /// the group's commit. False when a unit's write is lost.
+    fn complete_write(&self, u: &mut Updates, bio: &OwnedBio<BioState>, st: &BioState) -> bool {
         let Some((first, units)) = self.units_of(st) else {
-            return BlkStatus::IOERR;
+            return false;
         };
         let zeroes = bio.op() == Op::WriteZeroes;
         let fua = bio.is_fua();
-        let mut guard = self.updates.lock();
-        let u = &mut *guard;
-        let mut status = BlkStatus::OK;
+        let mut ok = true;
         for i in 0..units {
             let unit = first.saturating_add(u64::from(i));
-            let filled = if zeroes {
-                u.buf.fill(0);
-                Ok(())
-            } else {
-                bio.copy_out(
-                    &st.iter,
-                    i.saturating_mul(self.setup.unit_bytes),
-                    &mut u.buf,
-                )
-            };
-            let done = filled
-                .map_err(|e| (e, c"cannot copy the bio's data"))
-                .and_then(|()| self.write_unit(u, unit, fua));
-            if let Err((_, why)) = done {
-                status = BlkStatus::IOERR;
+            let filled = self.commit_if_staged(u, unit).and_then(|()| {
+                if zeroes {
+                    u.buf.fill(0);
+                    Ok(())
+                } else {
+                    bio.copy_out(
+                        &st.iter,
+                        i.saturating_mul(self.setup.unit_bytes),
+                        &mut u.buf,
+                    )
+                    .map_err(|e| (e, c"cannot copy the bio's data"))
+                }
+            });
+            if let Err((_, why)) = filled.and_then(|()| self.write_unit(u, unit, fua)) {
+                ok = false;
                 warn(format_args!(
                     "sector {}: write lost: {}",
                     unit.saturating_mul(u64::from(self.unit_sectors())),
@@ -492,38 +527,30 @@ impl Remapper {
                 ));
             }
         }
-        // One flush and one journal commit for every unit of the bio that moved.
-        if let Err((_, why)) = self.commit_batch(u) {
-            status = BlkStatus::IOERR;
-            warn(format_args!(
-                "write at sector {} lost: {}",
-                st.offset,
-                why.to_str().unwrap_or("?")
-            ));
-        }
-        status
+        ok
     }
 
-    /// Completes a read that failed below: each unit read again on its own, so the units that do read are
-    /// returned and each one that does not is recorded as pending. The caller gets an error if any unit
-    /// failed: data is never invented.
-    fn complete_read(&self, bio: &mut OwnedBio<BioState>, st: &BioState) -> BlkStatus {
+    /// Reads a bio that failed below again, each unit on its own, so the units that do read are returned and
+    /// each one that does not is staged as pending. False if any unit failed: data is never invented.
+    fn complete_read(&self, u: &mut Updates, bio: &mut OwnedBio<BioState>, st: &BioState) -> bool {
         let Some((first, units)) = self.units_of(st) else {
-            return BlkStatus::IOERR;
+            return false;
         };
         let us = u64::from(self.unit_sectors());
-        let mut guard = self.updates.lock();
-        let u = &mut *guard;
-        let mut status = BlkStatus::OK;
+        let mut ok = true;
         for i in 0..units {
             let unit = first.saturating_add(u64::from(i));
+            if self.commit_if_staged(u, unit).is_err() {
+                ok = false;
+                continue;
+            }
             let entry = self.table.get(unit);
             let (dev, sector) = match entry {
                 Some(Entry::Remapped { spare, unit: su }) => {
                     match (self.spare(spare), self.spare_sector(spare, su)) {
                         (Some(d), Some(s)) => (&d.dev, s),
                         _ => {
-                            status = BlkStatus::IOERR;
+                            ok = false;
                             continue;
                         }
                     }
@@ -542,7 +569,7 @@ impl Remapper {
             if read && bio.copy_in(&st.iter, skip, &u.buf).is_ok() {
                 continue;
             }
-            status = BlkStatus::IOERR;
+            ok = false;
             if read || entry.is_some() {
                 continue;
             }
@@ -558,14 +585,7 @@ impl Remapper {
                 )),
             }
         }
-        if let Err((_, why)) = self.commit_batch(u) {
-            warn(format_args!(
-                "pending units of the read at sector {} not recorded: {}",
-                st.offset,
-                why.to_str().unwrap_or("?")
-            ));
-        }
-        status
+        ok
     }
 
     /// First unit and number of units of a taken bio; `None` for a bio not made of whole units.
@@ -795,13 +815,53 @@ impl Remapper {
 impl HandleBio for Remapper {
     type PerBio = BioState;
 
-    fn handle(&self, mut bio: OwnedBio<BioState>) {
-        let st = *bio.per_bio();
-        let status = match bio.op() {
-            Op::Read => self.complete_read(&mut bio, &st),
-            Op::Write | Op::WriteZeroes => self.complete_write(&bio, &st),
-            _ => BlkStatus::IOERR,
-        };
-        bio.end(status);
+    /// Handles a group of bios under one lock and commits what they staged together: one flush of each spare
+    /// that received data and one journal commit for the group. A bio that staged a change completes after
+    /// that commit, and fails if any commit of the group failed.
+    fn handle(&self, mut bios: BioList<BioState>) {
+        let mut done = BioList::new();
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        u.commit_failure = None;
+        // Bounded by the group: each step takes one bio off it.
+        while let Some(mut bio) = bios.pop() {
+            let st = *bio.per_bio();
+            let staged = u.staged;
+            let ok = match bio.op() {
+                Op::Read => self.complete_read(u, &mut bio, &st),
+                Op::Write | Op::WriteZeroes => self.complete_write(u, &bio, &st),
+                _ => false,
+            };
+            bio.per_bio_mut().outcome = Outcome {
+                ok,
+                staged: u.staged != staged,
+            };
+            done.push(bio);
+        }
+        let _ = self.commit_batch(u);
+        let failure = u.commit_failure;
+        drop(guard);
+        while let Some(bio) = done.pop() {
+            let (st, op) = (*bio.per_bio(), bio.op());
+            let lost = st.outcome.staged && failure.is_some();
+            if let (true, Some(why)) = (lost, failure) {
+                let what = if op == Op::Read {
+                    "pending units of the read"
+                } else {
+                    "write"
+                };
+                warn(format_args!(
+                    "{} at sector {} not recorded: {}",
+                    what,
+                    st.offset,
+                    why.to_str().unwrap_or("?")
+                ));
+            }
+            bio.end(if st.outcome.ok && !lost {
+                BlkStatus::OK
+            } else {
+                BlkStatus::IOERR
+            });
+        }
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct IoStats {
     remaps_auto: AtomicU64,
     /// Units moved by the `remap` message.
     remaps_manual: AtomicU64,
+    /// Metadata journal commits (one per group of changes, on every spare).
+    commits: AtomicU64,
     /// Latency histogram of the data bios sent to the main device (`logic::health`).
     main_latency: [AtomicU64; LATENCY_BUCKETS],
 }
@@ -62,6 +64,16 @@ impl IoStats {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Counts one metadata commit.
+    pub(crate) fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Metadata commits so far.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
     /// `(automatic, manual)` relocations.
     pub(crate) fn remaps(&self) -> (u64, u64) {
         (
@@ -98,6 +110,7 @@ impl IoStats {
             &self.device_errors,
             &self.remaps_auto,
             &self.remaps_manual,
+            &self.commits,
         ]
         .into_iter()
         .chain(self.main_latency.iter())

@@ -186,6 +186,8 @@ impl Target for RemapTarget {
             batch,
             resync,
             manual: false,
+            staged: 0,
+            commit_failure: None,
         };
         let state = Remapper::new(updates, setup, table);
         let worker = BioWorker::new(&wq_name, state)
@@ -330,6 +332,7 @@ impl Target for RemapTarget {
             metadata_version: r.metadata_version(),
             retries: r.setup.retries,
             min_spare_percent: r.setup.min_spare_percent,
+            format_foreign: r.setup.format_foreign,
             io,
             health,
         };
@@ -360,6 +363,7 @@ impl Target for RemapTarget {
                 let _ = write_stats(out, &r.stats.snapshot())
                     .and_then(|()| write_table_memory(out, &r.table.memory()))
                     .and_then(|()| writeln!(out, "remaps_auto={}\nremaps_manual={}", auto, manual))
+                    .and_then(|()| writeln!(out, "md_commits={}", r.stats.commits()))
                     .and_then(|()| write_latency(out, &r.stats.main_latency_snapshot()));
                 Ok(())
             }

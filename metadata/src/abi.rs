@@ -13,6 +13,9 @@ pub const OPEN_EXPECT_UUID: u32 = 2;
 /// [`OpenParams::flags`]: accept whichever member index the region records (a table names its spares in any
 /// order; each spare's superblock says which member it is). Without it the index must be `member_index`.
 pub const OPEN_ANY_MEMBER: u32 = 4;
+/// [`OpenParams::flags`]: with [`OPEN_FORMAT_IF_BLANK`], also format a region that holds foreign data (no
+/// superblock copy is dm-remap-v4's, damaged or not). The table's `format_foreign` option.
+pub const OPEN_FORMAT_FOREIGN: u32 = 8;
 
 /// What the table says about the setup the spare must belong to.
 #[repr(C)]

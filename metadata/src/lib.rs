@@ -22,7 +22,10 @@ pub mod record;
 pub mod store;
 pub mod superblock;
 
-pub use abi::{OpenParams, OpenReport, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID, OPEN_FORMAT_IF_BLANK};
+pub use abi::{
+    OpenParams, OpenReport, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID, OPEN_FORMAT_FOREIGN,
+    OPEN_FORMAT_IF_BLANK,
+};
 pub use error::Error;
 pub use io::{BlockIo, IoError};
 pub use layout::Layout;

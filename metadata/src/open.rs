@@ -3,7 +3,10 @@
 //!
 //! Its parameter and report types are in `abi.rs`: they cross the C ABI to the core module.
 
-use super::abi::{OpenParams, OpenReport, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID, OPEN_FORMAT_IF_BLANK};
+use super::abi::{
+    OpenParams, OpenReport, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID, OPEN_FORMAT_FOREIGN,
+    OPEN_FORMAT_IF_BLANK,
+};
 use super::error::Error;
 use super::io::BlockIo;
 use super::layout::{Layout, MAX_CAPACITY, MIN_CAPACITY};
@@ -23,7 +26,8 @@ impl<S: RecordSink> RecordSink for Counter<'_, S> {
 
 /// Opens the region on `io`: a region of another setup, another main device, foreign data or with every
 /// superblock copy damaged is refused with its error and left untouched; a blank one is formatted when
-/// `OPEN_FORMAT_IF_BLANK` is set; damaged copies of a loadable region are rewritten.
+/// `OPEN_FORMAT_IF_BLANK` is set, and one of foreign data when `OPEN_FORMAT_FOREIGN` is set too; damaged
+/// copies of a loadable region are rewritten.
 ///
 /// `buf` is one metadata block; `salt` must be random (see [`Store::load`]); `sink` receives every record
 /// loaded (none for a freshly formatted region).
@@ -54,18 +58,10 @@ pub fn open_region<I: BlockIo, S: RecordSink>(
             store
         }
         Err(Error::Blank) if flag(OPEN_FORMAT_IF_BLANK) => {
-            let layout = format_layout(params)?;
-            let format = FormatParams {
-                uuid: params.new_uuid,
-                member_index: params.member_index,
-                member_count: params.member_count,
-                main,
-                spare_sectors: params.spare_sectors,
-                unit_sectors: params.unit_sectors,
-                layout,
-            };
-            report.formatted = 1;
-            Store::format(io, buf, &format, salt)?
+            format(io, buf, params, main, salt, &mut report)?
+        }
+        Err(Error::Foreign) if flag(OPEN_FORMAT_IF_BLANK) && flag(OPEN_FORMAT_FOREIGN) => {
+            format(io, buf, params, main, salt, &mut report)?
         }
         Err(e) => return Err(e),
     };
@@ -82,6 +78,28 @@ pub fn open_region<I: BlockIo, S: RecordSink>(
     report.member_count = sb.member_count;
     report.capacity = sb.capacity;
     Ok((store, report))
+}
+
+/// Formats the region as `params` say (a new member of setup `new_uuid`).
+fn format<I: BlockIo>(
+    io: &mut I,
+    buf: &mut [u8],
+    params: &OpenParams,
+    main: MainIdentity,
+    salt: u64,
+    report: &mut OpenReport,
+) -> Result<Store, Error> {
+    let format = FormatParams {
+        uuid: params.new_uuid,
+        member_index: params.member_index,
+        member_count: params.member_count,
+        main,
+        spare_sectors: params.spare_sectors,
+        unit_sectors: params.unit_sectors,
+        layout: format_layout(params)?,
+    };
+    report.formatted = 1;
+    Store::format(io, buf, &format, salt)
 }
 
 /// The layout a blank region gets when `params` format it: sized for `params.capacity` entries, or one per

@@ -9,7 +9,7 @@ use dm_remap_v4_metadata::layout::BLOCK_SIZE;
 use dm_remap_v4_metadata::{
     commit_or_checkpoint, open_region, plan_format, BlockIo, EntryState, Error, IoError,
     OpenParams, OpenReport, Record, RecordSink, OPEN_ANY_MEMBER, OPEN_EXPECT_UUID,
-    OPEN_FORMAT_IF_BLANK,
+    OPEN_FORMAT_FOREIGN, OPEN_FORMAT_IF_BLANK,
 };
 
 const SPARE_SECTORS: u64 = 32 * 2048;
@@ -191,6 +191,56 @@ fn refusals_leave_the_disk_untouched() {
     for (mut disk, main_sectors, want) in cases {
         let before = disk.0.clone();
         assert_eq!(open(&mut disk, &params(main_sectors)), Err(want));
+        assert!(disk.0 == before, "{want:?}: the disk was written");
+    }
+}
+
+#[test]
+fn format_foreign_formats_foreign_data_and_nothing_of_ours() {
+    let with_flag = |main_sectors| OpenParams {
+        flags: OPEN_FORMAT_IF_BLANK | OPEN_FORMAT_FOREIGN,
+        ..params(main_sectors)
+    };
+    // Foreign data in the first superblock copy only, and in both.
+    for blocks in [1usize, 9] {
+        let mut disk = MemDisk(vec![0; SPARE_SECTORS as usize * 512]);
+        disk.0[..blocks * BLOCK_SIZE].fill(0x5a);
+        let r = open(&mut disk, &with_flag(1 << 20)).unwrap();
+        assert_eq!((r.formatted, r.uuid), (1, [9; 16]), "{blocks} blocks");
+        let r = open(&mut disk, &params(1 << 20)).unwrap();
+        assert_eq!((r.formatted, r.bad_copies), (0, 0), "{blocks} blocks");
+    }
+    // The flag alone formats nothing: it widens OPEN_FORMAT_IF_BLANK.
+    let mut foreign = MemDisk(vec![0; SPARE_SECTORS as usize * 512]);
+    foreign.0[..4096].fill(0x5a);
+    let before = foreign.0.clone();
+    let p = OpenParams {
+        flags: OPEN_FORMAT_FOREIGN,
+        ..params(1 << 20)
+    };
+    assert_eq!(open(&mut foreign, &p), Err(Error::Foreign));
+    assert!(foreign.0 == before);
+    // Our metadata, damaged, of another main device or of another setup, is never overwritten.
+    let mut all_bad = formatted();
+    all_bad.0[100] ^= 1;
+    all_bad.0[8 * BLOCK_SIZE + 100] ^= 1;
+    let mut other_setup = formatted();
+    let cases: [(&mut MemDisk, OpenParams, Error); 3] = [
+        (&mut all_bad, with_flag(1 << 20), Error::SuperblockCorrupt),
+        (&mut formatted(), with_flag(1 << 21), Error::MainMismatch),
+        (
+            &mut other_setup,
+            OpenParams {
+                flags: OPEN_FORMAT_IF_BLANK | OPEN_FORMAT_FOREIGN | OPEN_EXPECT_UUID,
+                expect_uuid: [7; 16],
+                ..params(1 << 20)
+            },
+            Error::OtherSetup,
+        ),
+    ];
+    for (disk, p, want) in cases {
+        let before = disk.0.clone();
+        assert_eq!(open(disk, &p), Err(want));
         assert!(disk.0 == before, "{want:?}: the disk was written");
     }
 }

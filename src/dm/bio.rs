@@ -195,6 +195,12 @@ impl<P> OwnedBio<P> {
         unsafe { &*self.per_bio_ptr() }
     }
 
+    /// The target's data for this bio, to change.
+    pub(crate) fn per_bio_mut(&mut self) -> &mut P {
+        // SAFETY: as in `per_bio`; `&mut self` makes this the only reference.
+        unsafe { &mut *self.per_bio_ptr() }
+    }
+
     /// Copies `buf.len()` bytes of the bio's data, from `skip` bytes past `iter`, into `buf`.
     pub(crate) fn copy_out(&self, iter: &BioIter, skip: u32, buf: &mut [u8]) -> Result {
         let len = u32::try_from(buf.len()).map_err(|_| EINVAL)?;
@@ -314,6 +320,18 @@ impl<P> BioList<P> {
             }
             Some(OwnedBio::from_raw(head))
         }
+    }
+}
+
+impl<P> BioList<P> {
+    /// Moves the oldest `n` bios (or all, if fewer) to a list of their own.
+    pub(crate) fn take_front(&mut self, n: usize) -> Self {
+        let mut out = Self::new();
+        for _ in 0..n {
+            let Some(bio) = self.pop() else { break };
+            out.push(bio);
+        }
+        out
     }
 }
 

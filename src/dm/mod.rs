@@ -16,7 +16,7 @@ pub(crate) mod worker;
 pub(crate) mod xa;
 
 pub(crate) use args::Args;
-pub(crate) use bio::{Bio, BioIter, BlkStatus, Op, OwnedBio};
+pub(crate) use bio::{Bio, BioIter, BioList, BlkStatus, Op, OwnedBio};
 pub(crate) use device::{Device, DeviceVisitor};
 pub(crate) use limits::QueueLimits;
 pub(crate) use rcu::RcuBox;

@@ -3,7 +3,8 @@
 //!
 //! `map()` and `end_io()` run where they must not sleep (`end_io()` possibly in interrupt context), but
 //! relocating a unit means synchronous I/O and a durable metadata commit. They hand such bios over with
-//! [`BioWorker::defer`]; the workqueue calls [`HandleBio::handle`] for each, one at a time.
+//! [`BioWorker::defer`]; the workqueue passes them to [`HandleBio::handle`] in groups of up to [`GROUP`], so
+//! the bios that piled up while one commit was being written share the next commit (group commit).
 
 use core::ptr::NonNull;
 
@@ -19,13 +20,17 @@ pub(crate) trait HandleBio: Send + Sync + 'static {
     /// The target's per-bio data.
     type PerBio: Send + Unpin;
 
-    /// Completes `bio` (process context: may sleep and do I/O).
-    fn handle(&self, bio: OwnedBio<Self::PerBio>);
+    /// Completes every bio of `bios`, oldest first (process context: may sleep and do I/O).
+    fn handle(&self, bios: BioList<Self::PerBio>);
 }
 
-/// How many bios one run of the work item handles before it requeues itself, so one busy target cannot keep
+/// Most bios handed to the handler at once: enough to fill a journal commit when every bio moves a unit or
+/// two, few enough that the first of them does not wait long for the last.
+pub(crate) const GROUP: usize = 32;
+
+/// How many groups one run of the work item handles before it requeues itself, so one busy target cannot keep
 /// a worker thread forever.
-const BATCH: usize = 64;
+const GROUPS_PER_RUN: usize = 4;
 
 /// The deferred-bio queue and its handler.
 #[pin_data]
@@ -82,11 +87,12 @@ impl<H: HandleBio> WorkItem for BioWorker<H> {
 
     fn run(this: Arc<Self>) {
         let _noio = NoIoScope::enter();
-        for _ in 0..BATCH {
-            let Some(bio) = this.bios.lock().pop() else {
+        for _ in 0..GROUPS_PER_RUN {
+            let group = this.bios.lock().take_front(GROUP);
+            if group.is_empty() {
                 return;
-            };
-            this.handler.handle(bio);
+            }
+            this.handler.handle(group);
         }
         if !this.bios.lock().is_empty() {
             let _ = this.queue.get().enqueue(this.clone());

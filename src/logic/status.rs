@@ -61,6 +61,8 @@ pub struct StatusView<'a> {
     pub retries: u32,
     /// The table's `min_spare_percent` option (0: none).
     pub min_spare_percent: u32,
+    /// The table's `format_foreign` option.
+    pub format_foreign: bool,
     /// I/O counters.
     pub io: IoCounters,
     /// The health score (`health::health_score`).
@@ -128,8 +130,8 @@ pub fn write_table_memory<W: Write>(w: &mut W, t: &TableMemory) -> fmt::Result {
 }
 
 /// TABLE: the constructor arguments, with devices as `major:minor` (device-mapper's convention). Options
-/// appear only when they differ from the default, in the order `retries`, `min_spare_percent`, `main_id`,
-/// `spare`.
+/// appear only when they differ from the default, in the order `retries`, `min_spare_percent`,
+/// `format_foreign`, `main_id`, `spare`.
 pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     let (first, more) = v
         .spares
@@ -138,20 +140,26 @@ pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     write!(w, "{} {}", v.main, first)?;
     let retries = v.retries != super::table::DEFAULT_RETRIES;
     let min_spare = v.min_spare_percent != 0;
-    let options = more
+    // Words: two for each option with a value, one for the flag.
+    let words = more
         .len()
         .saturating_add(usize::from(retries))
         .saturating_add(usize::from(min_spare))
-        .saturating_add(usize::from(v.main_id.is_some()));
-    if options == 0 {
+        .saturating_add(usize::from(v.main_id.is_some()))
+        .saturating_mul(2)
+        .saturating_add(usize::from(v.format_foreign));
+    if words == 0 {
         return Ok(());
     }
-    write!(w, " {}", options.saturating_mul(2))?;
+    write!(w, " {}", words)?;
     if retries {
         write!(w, " retries {}", v.retries)?;
     }
     if min_spare {
         write!(w, " min_spare_percent {}", v.min_spare_percent)?;
+    }
+    if v.format_foreign {
+        write!(w, " format_foreign")?;
     }
     if let Some(id) = v.main_id {
         write!(w, " main_id {}", id)?;

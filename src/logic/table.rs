@@ -6,7 +6,10 @@
 //! - `main_id <text>`: the main device's stable identifier (1 to 64 printable ASCII characters, no spaces),
 //!   recorded when the spares are formatted and compared with the recorded one at load;
 //! - `min_spare_percent <p>` (0 to 1000, default 0: no check): the spares' pool areas together must hold at
-//!   least `p` percent of the main device.
+//!   least `p` percent of the main device;
+//! - `format_foreign`: a spare whose metadata region holds data that is not dm-remap-v4 metadata is formatted
+//!   like a blank one instead of refused (that data is lost). Metadata of dm-remap-v4, damaged or of another
+//!   setup, is never overwritten.
 //!
 //! Only the syntax lives here; opening the devices and checking their sizes is the kernel's part
 //! (`src/target.rs`). Every way a line can be wrong has its own error, and its message is what `dmsetup`
@@ -47,6 +50,8 @@ pub struct TableArgs<A> {
     pub main_id: Option<A>,
     /// `min_spare_percent <p>`; 0 when not given (no check).
     pub min_spare_percent: u32,
+    /// `format_foreign`: format spares that hold foreign data.
+    pub format_foreign: bool,
 }
 
 impl<A: Copy> TableArgs<A> {
@@ -135,6 +140,7 @@ where
     let mut retries = None;
     let mut main_id = None;
     let mut min_spare_percent = None;
+    let mut format_foreign = false;
     if let Some(count) = args.next() {
         let count = parse_u32(count.bytes()).ok_or(TableError::BadOptionCount)?;
         let given = args.len();
@@ -166,6 +172,11 @@ where
                     .filter(|&p| p <= MAX_MIN_SPARE_PERCENT)
                     .ok_or(TableError::BadMinSparePercent)?;
                 min_spare_percent = Some(p);
+            } else if is(word, "format_foreign") {
+                if format_foreign {
+                    return Err(TableError::DuplicateOption);
+                }
+                format_foreign = true;
             } else if is(word, "spare") {
                 add_spare(args.next().ok_or(TableError::MissingSpareDevice)?)?;
             } else if is(word, "main_id") {
@@ -189,6 +200,7 @@ where
         retries: retries.unwrap_or(DEFAULT_RETRIES),
         main_id,
         min_spare_percent: min_spare_percent.unwrap_or(0),
+        format_foreign,
     })
 }
 

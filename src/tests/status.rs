@@ -24,6 +24,7 @@ fn view() -> StatusView<'static> {
         metadata_version: 3,
         retries: 1,
         min_spare_percent: 0,
+        format_foreign: false,
         io: IoCounters {
             reads: 1,
             writes: 2,
@@ -107,6 +108,7 @@ fn table_with_every_option_parses_back_to_the_same_line() {
     let v = StatusView {
         retries: 0,
         min_spare_percent: 105,
+        format_foreign: true,
         main_id: Some("serial:Z1"),
         spares: &["7:1", "7:2", "7:3"],
         ..view()
@@ -115,14 +117,20 @@ fn table_with_every_option_parses_back_to_the_same_line() {
     let line = String::from_utf8(out.as_bytes().to_vec()).unwrap();
     assert_eq!(
         line,
-        "7:0 7:1 10 retries 0 min_spare_percent 105 main_id serial:Z1 spare 7:2 spare 7:3"
+        "7:0 7:1 11 retries 0 min_spare_percent 105 format_foreign main_id serial:Z1 spare 7:2 spare 7:3"
     );
     let words: Vec<&str> = line.split(' ').collect();
     let t = parse_table(words.iter().copied()).unwrap();
     assert_eq!(t.spares().collect::<Vec<_>>(), v.spares);
     assert_eq!(
-        (t.main, t.retries, t.min_spare_percent, t.main_id),
-        ("7:0", 0, 105, Some("serial:Z1"))
+        (
+            t.main,
+            t.retries,
+            t.min_spare_percent,
+            t.format_foreign,
+            t.main_id
+        ),
+        ("7:0", 0, 105, true, Some("serial:Z1"))
     );
 }
 

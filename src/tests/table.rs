@@ -24,6 +24,7 @@ fn main_and_spare() {
             retries: DEFAULT_RETRIES,
             main_id: None,
             min_spare_percent: 0,
+            format_foreign: false,
         })
     );
 }
@@ -57,6 +58,27 @@ fn spare_options_add_spares_in_table_order() {
     assert_eq!(
         parse(&format!("m s0 {}{most} spare x", n + 2)),
         Err(TableError::TooManySpares)
+    );
+}
+
+#[test]
+fn format_foreign_option() {
+    assert_eq!(
+        parse("m s 1 format_foreign").map(|t| t.format_foreign),
+        Ok(true)
+    );
+    assert_eq!(
+        parse("m s 3 format_foreign retries 2").map(|t| (t.format_foreign, t.retries)),
+        Ok((true, 2))
+    );
+    assert_eq!(
+        parse("m s 2 format_foreign format_foreign"),
+        Err(TableError::DuplicateOption)
+    );
+    // A flag takes no value: the word after it is the next option.
+    assert_eq!(
+        parse("m s 2 format_foreign yes"),
+        Err(TableError::UnknownOption)
     );
 }
 

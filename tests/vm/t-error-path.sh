@@ -224,3 +224,41 @@ test_units_of_one_bio_share_one_metadata_commit() {
 	dmsetup remove r
 	dmsetup remove dust
 }
+
+test_concurrent_failing_writes_share_metadata_commits() {
+	local main spare len w b writers=6 bios=4
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "create"; return; }
+	# Writer w owns 4 KiB blocks w*bios .. w*bios+bios-1; one sector of every block fails all writes, so each
+	# of the writers' 4 KiB bios fails on main and moves a unit.
+	for ((b = 0; b < writers * bios; b++)); do
+		bad_blocks dust 255 $((b * 8 + b % 8))
+	done
+	pattern "$WORK/a" $((writers * bios * 4))
+	dmsetup message r 0 clear_stats
+	for ((w = 0; w < writers; w++)); do
+		dd if="$WORK/a" of=/dev/mapper/r bs=4096 skip=$((w * bios)) seek=$((w * bios)) count=$bios \
+			oflag=direct conv=notrunc 2>"$WORK/dd.$w" &
+	done
+	wait
+	for ((w = 0; w < writers; w++)); do
+		grep -q "$bios+0 records out" "$WORK/dd.$w" || fail "writer $w: $(cat "$WORK/dd.$w")"
+	done
+	local moved=$((writers * bios)) commits
+	commits=$(dmsetup message r 0 stats | sed -n 's/^md_commits=//p')
+	echo "    $moved bios moved a unit each, in $commits metadata commits"
+	assert_eq "remapped" $moved "$(status_field r remapped)"
+	assert_eq "write_errors returned" 0 "$(status_field r write_errors)"
+	# One commit per bio would be $moved: the worker commits the bios that waited together.
+	[ -n "$commits" ] && [ "$commits" -ge 1 ] && [ "$commits" -lt $moved ] ||
+		fail "md_commits=$commits: not fewer commits than the $moved bios that moved units"
+	same_bytes "data through dm" "$WORK/a" /dev/mapper/r 0
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "recreate"; return; }
+	assert_eq "remapped after recreate" $moved "$(status_field r remapped)"
+	same_bytes "data after recreate" "$WORK/a" /dev/mapper/r 0
+	dmsetup remove r
+	dmsetup remove dust
+}

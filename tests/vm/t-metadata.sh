@@ -90,6 +90,44 @@ test_metadata_foreign_data_is_refused() {
 	expect_refused "random data" "$main" "$spare" "metadata region holds foreign data"
 }
 
+test_format_foreign_formats_foreign_data_but_never_our_metadata() {
+	local main spare other before len
+	main=$(make_loop main 64) spare=$(make_loop spare 16) other=$(make_loop other 16)
+	len=$(sectors "$main")
+	head -c 65536 /dev/urandom | dd of="$spare" conv=notrunc 2>/dev/null
+	dmesg_mark
+	dmsetup create r --table "0 $len $TARGET $main $spare 1 format_foreign" || { fail "create"; return; }
+	assert_contains "kernel log" "holds foreign data; format_foreign: formatting it" "$(dmesg_new)"
+	assert_eq "table echoes the option" "1 format_foreign" "$(dmsetup table r | cut -d' ' -f6-)"
+	assert_eq "magic written" "$MAGIC" "$(head -c 4 "$spare")"
+	pattern "$WORK/a" 64
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "write"
+	same_bytes "data" "$WORK/a" /dev/mapper/r 0
+	dmsetup remove r
+	# Now ours: it loads without the option, and the option does not format it again.
+	before=$(region_sum "$spare")
+	create_r "$main" "$spare" && dmsetup remove r || fail "load without the option"
+	dmsetup create r --table "0 $len $TARGET $main $spare 1 format_foreign" && dmsetup remove r ||
+		fail "load with the option"
+	assert_eq "loads write nothing" "$before" "$(region_sum "$spare")"
+	# A spare of another setup and a damaged one are refused with the option, and left alone.
+	create_r "$main" "$other" && dmsetup remove r || { fail "second setup"; return; }
+	before=$(region_sum "$other")
+	dmesg_mark
+	dmsetup create r --table "0 $len $TARGET $main $spare 3 format_foreign spare $other" 2>/dev/null &&
+		{ fail "two setups accepted"; dmsetup remove r; }
+	assert_contains "other setup: kernel log" "another dm-remap setup" "$(dmesg_new)"
+	assert_eq "other setup unchanged" "$before" "$(region_sum "$other")"
+	flip_byte "$other" 100
+	flip_byte "$other" $((COPY1_OFFSET + 100))
+	before=$(region_sum "$other")
+	dmesg_mark
+	dmsetup create r --table "0 $len $TARGET $main $other 1 format_foreign" 2>/dev/null &&
+		{ fail "damaged metadata accepted"; dmsetup remove r; }
+	assert_contains "damaged: kernel log" "all metadata superblock copies are corrupt" "$(dmesg_new)"
+	assert_eq "damaged unchanged" "$before" "$(region_sum "$other")"
+}
+
 test_metadata_of_another_main_is_refused() {
 	local main other spare
 	main=$(make_loop main 64) other=$(make_loop other 32) spare=$(make_loop spare 16)
