@@ -28,18 +28,27 @@ fuzz_target!(|data: &[u8]| {
                 words.len() == 2 || is_decimal(words[2], words.len() - 3),
                 "accepted {words:?}"
             );
-            // The options come in pairs of a known word and its value; every spare is a positional one or
-            // follows the word `spare`, in order.
-            let options = words.get(3..).unwrap_or(&[]);
-            assert!(options.len() % 2 == 0, "accepted {words:?}");
+            // The options are the flag `format_foreign` or a known word and its value; every spare is a
+            // positional one or follows the word `spare`, in order.
+            let mut options = words.get(3..).unwrap_or(&[]);
             let mut spares = vec![words[1]];
-            for pair in options.chunks(2) {
-                match pair[0] {
+            let mut flag = false;
+            while let Some((&word, rest)) = options.split_first() {
+                if word == b"format_foreign" {
+                    assert!(!flag, "accepted {words:?}");
+                    flag = true;
+                    options = rest;
+                    continue;
+                }
+                let (&value, rest) = rest.split_first().expect("an option without its value");
+                match word {
                     b"retries" | b"main_id" | b"min_spare_percent" => {}
-                    b"spare" => spares.push(pair[1]),
+                    b"spare" => spares.push(value),
                     _ => panic!("accepted {words:?}"),
                 }
+                options = rest;
             }
+            assert_eq!(args.format_foreign, flag);
             assert_eq!(args.spares().collect::<Vec<_>>(), spares);
             if let Some(id) = args.main_id {
                 assert!((1..=64).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic));
