@@ -288,11 +288,11 @@ impl SparePool {
         }
     }
 
-    /// Adds the next spare, with `units` free units.
-    pub(crate) fn add_spare(&mut self, units: u64) -> Result {
+    /// Adds the next spare, with `units` free units; one on the main device's disk is used last.
+    pub(crate) fn add_spare(&mut self, units: u64, same_disk_as_main: bool) -> Result {
         // SAFETY: live handle, exclusive use.
         kernel::error::to_result(unsafe {
-            dm_remap_v4_spare_pool_add_spare(self.0.as_ptr(), units, 0)
+            dm_remap_v4_spare_pool_add_spare(self.0.as_ptr(), units, u32::from(same_disk_as_main))
         })
     }
 

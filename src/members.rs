@@ -32,6 +32,8 @@ pub(crate) struct SpareDev {
     /// Units in use, mirrored from the pool after every change so that `status` never waits for the update
     /// mutex (held across slow I/O when a device misbehaves).
     pub(crate) used: AtomicU64,
+    /// On the main device's disk (a partition of it): new units come from the other spares first.
+    pub(crate) same_disk_as_main: bool,
 }
 
 impl SpareDev {
@@ -387,7 +389,14 @@ pub(crate) fn assemble(
         bad_copies = bad_copies.saturating_add(r.bad_copies);
         capacity = capacity.min(r.capacity);
         repaired = repaired.saturating_add(r.repaired);
-        pool.add_spare(r.pool_units)
+        let same_disk = o.dev.same_disk_as(&main);
+        if same_disk {
+            pr_info!(
+                "spare {} is on the main device's disk: used only when the others are full\n",
+                o.dev.name()
+            );
+        }
+        pool.add_spare(r.pool_units, same_disk)
             .map_err(|e| ctr_err(e, c"Cannot allocate the spare pool allocator"))?;
         metadata
             .push(md, GFP_KERNEL)
@@ -399,6 +408,7 @@ pub(crate) fn assemble(
                     pool_start: r.pool_start,
                     pool_units: r.pool_units,
                     used: AtomicU64::new(0),
+                    same_disk_as_main: same_disk,
                 },
                 GFP_KERNEL,
             )

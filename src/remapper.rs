@@ -775,11 +775,12 @@ impl Remapper {
             // Bounded by the spares; stops once the output buffer is full.
             if writeln!(
                 out,
-                "{} {} used={} total={} state=active",
+                "{} {} used={} total={} state=active same_disk_as_main={}",
                 index,
                 s.dev.name(),
                 s.used(),
-                s.pool_units
+                s.pool_units,
+                u8::from(s.same_disk_as_main)
             )
             .is_err()
             {

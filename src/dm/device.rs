@@ -90,6 +90,13 @@ impl Device {
     pub(crate) fn same_as(&self, other: &Device) -> bool {
         self.bdev() == other.bdev()
     }
+
+    /// True when both are the same disk or partitions of it. Devices stacked on one disk (device-mapper,
+    /// md) are not seen through: each has a disk of its own.
+    pub(crate) fn same_disk_as(&self, other: &Device) -> bool {
+        // SAFETY: both are live block devices.
+        unsafe { ffi::dmr_bdev_same_disk(self.bdev(), other.bdev()) }
+    }
 }
 
 impl Drop for Device {

@@ -23,6 +23,12 @@ unsigned int dmr_bdev_logical_block_size(struct block_device *bdev)
 	return bdev_logical_block_size(bdev);
 }
 
+/* Partitions of one disk share its gendisk. */
+bool dmr_bdev_same_disk(struct block_device *a, struct block_device *b)
+{
+	return a->bd_disk == b->bd_disk;
+}
+
 bool dmr_log_ratelimit(void)
 {
 	return __ratelimit(&dmr_log_rs);

@@ -17,6 +17,7 @@
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
 sector_t dmr_bdev_nr_sectors(struct block_device *bdev);
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
+bool dmr_bdev_same_disk(struct block_device *a, struct block_device *b);
 bool dmr_log_ratelimit(void);
 
 /*

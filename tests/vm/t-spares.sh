@@ -192,3 +192,28 @@ test_spare_sizes_are_checked_before_anything_is_formatted() {
 	assert_eq "table line" "2 min_spare_percent 25" "$(dmsetup table r | cut -d' ' -f6-)"
 	dmsetup remove r
 }
+
+test_a_spare_on_the_main_disk_is_used_last() {
+	local disk other len
+	mkdir -p "$WORK"
+	truncate -s 48M "$WORK/disk.img"
+	disk=$(losetup --find --show --partscan "$WORK/disk.img") || { fail "losetup"; return; }
+	other=$(make_loop other 16)
+	# One disk, two partitions: main (32 MiB) and a spare (15 MiB) next to it.
+	addpart "$disk" 1 2048 65536 && addpart "$disk" 2 67584 30720 || { fail "addpart"; return; }
+	[ -b "${disk}p1" ] && [ -b "${disk}p2" ] || { fail "no partition nodes"; return; }
+	len=$(sectors "${disk}p1")
+	dmesg_mark
+	# The partition is member 0, which fill-first would use first.
+	dmsetup create r --table "0 $len $TARGET ${disk}p1 ${disk}p2 2 spare $other" || { fail "create"; return; }
+	assert_contains "kernel log" "is on the main device's disk: used only when the others are full" "$(dmesg_new)"
+	assert_eq "flags" "0 same_disk_as_main=1
+1 same_disk_as_main=0" "$(dmsetup message r 0 spares | awk '{print $1, $6}')"
+	pattern "$WORK/a" 64
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "write"
+	remap_msg r 8 >/dev/null || fail "remap"
+	assert_eq "the other disk's spare took the unit" "used=1" "$(spare_line r 1 | cut -d' ' -f1)"
+	assert_eq "the partition next to main did not" "used=0" "$(spare_line r 0 | cut -d' ' -f1)"
+	same_bytes "data" "$WORK/a" /dev/mapper/r 0
+	dmsetup remove r
+}
