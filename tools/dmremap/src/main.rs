@@ -12,8 +12,8 @@ use dm_remap_v4_reassembly::DEFAULT_THRESHOLD;
 use dmremap::assemble;
 use dmremap::check::{self, Verdict};
 use dmremap::create;
+use dmremap::device;
 use dmremap::dm_ioctl::Control;
-use dmremap::dmsetup::{self, Dm, System};
 use dmremap::error::{exit, CliError};
 use dmremap::identity::Roots;
 use dmremap::image::FileIo;
@@ -28,8 +28,8 @@ Exit codes (every subcommand but check):
   1  the kernel or the target refused or failed the operation (the reason is printed, and for the target
      also in the kernel log); for inspect: the metadata does not load
   2  usage error (bad arguments)
-  3  I/O or environment problem: a device cannot be opened or read, dmsetup or the module is missing,
-     not root
+  3  I/O or environment problem: a device cannot be opened or read, device-mapper or the module is
+     missing, not root
 
 check has its own codes: 0 clean, 1 problems found, 2 unusable, 3 usage or I/O error (see 'dmremap check --help').";
 
@@ -308,7 +308,6 @@ fn run_check(device: &Path, repair: bool) -> Result<Verdict, CliError> {
 }
 
 fn run(command: Command) -> Result<u8, CliError> {
-    let mut dm = Dm { exec: System };
     match command {
         Command::Inspect { device, json } => run_inspect(&device, json).map(|()| exit::OK),
         Command::Check { device, repair } => run_check(&device, repair).map(Verdict::code),
@@ -335,17 +334,7 @@ fn run(command: Command) -> Result<u8, CliError> {
             count,
             json,
         } => {
-            dm.status(Some(&name))?;
-            let start_s = start.unwrap_or(0).to_string();
-            let count_s = count.map(|c| c.to_string());
-            let mut words = vec!["list"];
-            if start.is_some() || count_s.is_some() {
-                words.push(&start_s);
-            }
-            if let Some(c) = &count_s {
-                words.push(c);
-            }
-            let out = dm.message(&name, &words)?;
+            let out = device::list(&mut device::open(&name)?, &name, start, count)?;
             let entries =
                 list::parse(&out).map_err(|e| CliError::failed(format!("{name}: {e}")))?;
             if json {
@@ -356,13 +345,13 @@ fn run(command: Command) -> Result<u8, CliError> {
             Ok(exit::OK)
         }
         Command::Remap { name, sector } => {
-            let out = dm.move_unit(&name, "remap", sector)?;
+            let out = device::move_unit(&mut device::open(&name)?, &name, "remap", sector)?;
             line(&out)?;
-            dmsetup::remap_outcome(&name, &out)?;
+            device::remap_outcome(&name, &out)?;
             Ok(exit::OK)
         }
         Command::Unremap { name, sector } => {
-            let out = dm.move_unit(&name, "unremap", sector)?;
+            let out = device::move_unit(&mut device::open(&name)?, &name, "unremap", sector)?;
             line(&out)?;
             Ok(exit::OK)
         }
@@ -373,7 +362,7 @@ fn run(command: Command) -> Result<u8, CliError> {
             retries,
         } => {
             let table = create::plan(&main, &spare, retries)?;
-            create::create(&mut dm, &name, &table)?;
+            create::create(&name, &table)?;
             line(&format!("created /dev/mapper/{name}: {table}"))?;
             Ok(exit::OK)
         }
@@ -403,7 +392,6 @@ fn run(command: Command) -> Result<u8, CliError> {
             dry_run,
             devices,
         } => run_assemble(
-            &mut dm,
             uuid.as_deref(),
             all,
             threshold,
@@ -445,7 +433,6 @@ fn run_scan(devices: &[PathBuf], threshold: u8) -> Result<scan::Scan, CliError> 
 }
 
 fn run_assemble(
-    dm: &mut Dm<System>,
     uuid: Option<&str>,
     all: bool,
     threshold: u8,
@@ -496,8 +483,9 @@ fn run_assemble(
         let c = match control.as_mut() {
             Some(c) => c,
             None => {
-                dm.ensure_target()?;
-                control.insert(Control::open().map_err(|e| create::dm_failure(&plan.name, &e))?)
+                let mut c = device::open(&plan.name)?;
+                device::ensure_target(&mut c, device::modprobe)?;
+                control.insert(c)
             }
         };
         match c.create_device(
