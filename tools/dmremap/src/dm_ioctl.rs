@@ -295,6 +295,11 @@ impl Buffer {
         decode_dev(get_u64(self.view(), OFF_DEV))
     }
 
+    /// `name` of the answer.
+    pub fn name(&self) -> String {
+        get_str(self.view(), OFF_NAME, DM_NAME_LEN)
+    }
+
     /// The kernel's interface version.
     pub fn version(&self) -> [u32; 3] {
         let b = self.view();
@@ -724,6 +729,16 @@ impl Control {
         }
     }
 
+    /// The name of the device whose device-mapper uuid is `uuid`; `Ok(None)` when there is none.
+    pub fn name_of_uuid(&mut self, uuid: &str) -> Result<Option<String>, DmError> {
+        // The kernel looks a device up by uuid when the name is empty (and refuses both at once).
+        match self.request(Cmd::DevStatus, "", uuid, 0, &[], 0) {
+            Ok(b) => Ok(Some(b.name())),
+            Err(e) if e.errno == libc::ENXIO => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The live table (`table == true`) or status lines of `name`.
     pub fn table(&mut self, name: &str, table: bool) -> Result<Vec<Target>, DmError> {
         let flags = if table { DM_STATUS_TABLE_FLAG } else { 0 };
@@ -961,6 +976,7 @@ mod tests {
         assert_eq!(get_u32(bytes, OFF_DATA_START), 312);
         assert_eq!(b.flags(), DM_SUSPEND_FLAG);
         assert_eq!(&bytes[OFF_NAME..OFF_NAME + 3], b"r0\0");
+        assert_eq!(b.name(), "r0");
         assert_eq!(&bytes[OFF_UUID..OFF_UUID + 10], b"DMREMAP-x\0");
         assert_eq!(&bytes[312..315], b"abc");
         assert_eq!(b.data(), &bytes[312..320]);

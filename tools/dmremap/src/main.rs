@@ -442,6 +442,9 @@ fn run_assemble(
 ) -> Result<u8, CliError> {
     let found = run_scan(devices, threshold)?;
     let chosen = assemble::select(&found.setups, uuid, all).map_err(CliError::failed)?;
+    if chosen.is_empty() {
+        line("no dm-remap-v4 setups found")?;
+    }
     let mut refused = 0usize;
     let mut control: Option<Control> = None;
     for s in chosen {
@@ -500,6 +503,24 @@ fn run_assemble(
                 s.confidence,
                 plan.line()
             ))?,
+            // Another run (two udev events at once) made it between our scan and our create: the kernel
+            // keeps dm uuids unique, so a device with this setup's uuid is the setup, active.
+            Err(e) if e.cmd == "DM_DEV_CREATE" && e.errno == libc::EBUSY => {
+                match c.name_of_uuid(&plan.dm_uuid) {
+                    Ok(Some(other)) => line(&format!(
+                        "setup {} is already active as {other}; not assembled again",
+                        s.uuid
+                    ))?,
+                    _ => {
+                        refused = refused.saturating_add(1);
+                        eprintln!(
+                            "dmremap: setup {}: {}",
+                            s.uuid,
+                            create::dm_failure(&plan.name, &e)
+                        );
+                    }
+                }
+            }
             Err(e) => {
                 refused = refused.saturating_add(1);
                 eprintln!(
