@@ -15,6 +15,7 @@ pub mod identity;
 pub mod image;
 pub mod inspect;
 pub mod list;
+pub mod progress;
 pub mod scan;
 pub mod status;
 pub mod tabular;

@@ -1,7 +1,7 @@
 //! `dmremap`: the command line. Each subcommand parses its arguments, calls the library, prints, and turns
 //! the outcome into the documented exit code.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,6 +19,7 @@ use dmremap::identity::Roots;
 use dmremap::image::FileIo;
 use dmremap::inspect;
 use dmremap::list;
+use dmremap::progress::{Meter, MeteredIo, Style, AUTO_MIN_BYTES};
 use dmremap::scan::{self, Decision};
 use dmremap::status;
 
@@ -72,7 +73,8 @@ enum Command {
     /// Never writes without --repair. --repair only rewrites damaged or stale superblock copies from the
     /// loaded one (the format crate's repair, the same one the kernel does when it loads a table); it needs
     /// the spare not in use (a block device is opened exclusively). Other problems are reported as not
-    /// repairable.
+    /// repairable. On a terminal, reading a large metadata region (64 MiB or more) shows a progress bar on
+    /// standard error.
     #[command(after_help = CHECK_EXIT_CODES)]
     Check {
         /// Spare block device or image file.
@@ -80,6 +82,9 @@ enum Command {
         /// Rewrite damaged superblock copies.
         #[arg(long)]
         repair: bool,
+        /// Show the progress on standard error whatever the size: a bar on a terminal, else a line per 10%.
+        #[arg(long)]
+        progress: bool,
     },
     /// Show the status of one dm-remap-v4 device, or of all of them.
     ///
@@ -254,7 +259,7 @@ fn run_inspect(device: &Path, json: bool) -> Result<(), CliError> {
     }
 }
 
-fn run_check(device: &Path, repair: bool) -> Result<Verdict, CliError> {
+fn run_check(device: &Path, repair: bool, progress: bool) -> Result<Verdict, CliError> {
     let name = device.display().to_string();
     let mut io = if repair {
         FileIo::open_for_repair(device)?
@@ -262,7 +267,19 @@ fn run_check(device: &Path, repair: bool) -> Result<Verdict, CliError> {
         FileIo::open_read_only(device)?
     };
     let size = Some(io.sectors());
-    let before = check::check(&mut io, size);
+    let before = {
+        let stderr = io::stderr();
+        let (style, min) = match (stderr.is_terminal(), progress) {
+            (true, forced) => (Style::Bar, if forced { 0 } else { AUTO_MIN_BYTES }),
+            (false, true) => (Style::Lines, 0),
+            (false, false) => (Style::Lines, u64::MAX),
+        };
+        let meter = Meter::new(format!("check {name}"), style, min);
+        let mut metered = MeteredIo::new(&mut io, meter, stderr);
+        let report = check::check(&mut metered, size);
+        metered.finish();
+        report
+    };
     emit(&check::render(&name, &before))?;
     let verdict = before.verdict();
     if !repair || verdict == Verdict::Clean {
@@ -310,7 +327,11 @@ fn run_check(device: &Path, repair: bool) -> Result<Verdict, CliError> {
 fn run(command: Command) -> Result<u8, CliError> {
     match command {
         Command::Inspect { device, json } => run_inspect(&device, json).map(|()| exit::OK),
-        Command::Check { device, repair } => run_check(&device, repair).map(Verdict::code),
+        Command::Check {
+            device,
+            repair,
+            progress,
+        } => run_check(&device, repair, progress).map(Verdict::code),
         Command::Status {
             name,
             json,
