@@ -2,6 +2,9 @@
 # devices are detached and re-attached in another order, and recreated with the right main and spares.
 
 DMREMAP=$DMR_TOP/target/debug/dmremap
+UNIT=$DMR_TOP/tools/dmremap/systemd/dmremap-assemble.service
+
+source "$DMR_TOP/tests/vm/dmremap-lib.sh"
 
 numbers() { stat -L -c '%t %T' "$1" | xargs -n1 printf '%d\n' | paste -sd:; }
 
@@ -111,4 +114,57 @@ test_scan_and_assemble_two_setups_after_reattachment() {
 	# Nothing was written to the refused spares: B still assembles, with its data.
 	"$DMREMAP" assemble "$ub" --name bb >/dev/null || fail "assemble B again"
 	same_bytes "B data again" "$WORK/newB" /dev/mapper/bb 0
+}
+
+# What the device-mapper devices are: names, uuids, tables, open counts, event numbers, attributes
+# (suspended or not), and each dm-remap-v4 device's status line but its read counter: assemble's scan reads
+# the superblock area of every block device, the assembled devices included (one could be a spare).
+dm_state() {
+	dmsetup info -c --noheadings --sort name -o name,uuid,open,segments,events,attr
+	dmsetup table | sort
+	dmsetup status --target "$TARGET" | sed 's/ reads=[0-9]*//' | sort
+}
+
+# The boot service (tools/dmremap/systemd/dmremap-assemble.service) runs its ExecStart line; the guest has no
+# systemd, so the test runs that exact line, with the package's /usr/sbin/dmremap replaced by the build's.
+test_boot_service_command_assembles_once_and_is_idempotent() {
+	local exec cmd main spare out before after rc uuid
+	exec=$(sed -n 's/^ExecStart=//p' "$UNIT")
+	assert_eq "ExecStart" "/usr/sbin/dmremap assemble --all" "$exec"
+	cmd=${exec/#\/usr\/sbin\/dmremap/$DMREMAP}
+	[ "$cmd" != "$exec" ] || { fail "ExecStart does not run /usr/sbin/dmremap"; return; }
+	main=$(make_loop main 16) spare=$(make_loop spare 4)
+	# Nothing to assemble: success, and it says so.
+	out=$(without_dmsetup $cmd) || fail "ExecStart with no setup: exit $?"
+	assert_eq "ExecStart with no setup" "no dm-remap-v4 setups found" "$out"
+	"$DMREMAP" create r --main "$main" --spare "$spare" >/dev/null || { fail "create"; return; }
+	pattern "$WORK/a" 256
+	write_at "$WORK/a" /dev/mapper/r 0
+	"$DMREMAP" remap r 64 >/dev/null || fail "remap r 64"
+	uuid=$("$DMREMAP" inspect "$spare" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["superblock"]["uuid"])')
+	"$DMREMAP" remove r >/dev/null || { fail "remove"; return; }
+
+	# First run (the boot): assembles the setup.
+	out=$(without_dmsetup $cmd)
+	rc=$?
+	assert_eq "first run: exit" 0 "$rc"
+	assert_contains "first run" "assembled /dev/mapper/remap-$uuid" "$out"
+	assert_eq "first run: remapped" 1 "$(status_field "remap-$uuid" remapped)"
+	same_bytes "first run: data" "$WORK/a" "/dev/mapper/remap-$uuid" 0
+	before=$(dm_state)
+	blockdev --flushbufs "$spare"
+	local meta_before meta_after
+	meta_before=$("$DMREMAP" inspect "$spare" --json)
+
+	# Second run (the next device event): succeeds and changes nothing.
+	out=$(without_dmsetup $cmd)
+	rc=$?
+	assert_eq "second run: exit" 0 "$rc"
+	assert_eq "second run" "setup $uuid is already active as remap-$uuid; not assembled again" "$out"
+	after=$(dm_state)
+	assert_eq "second run: device-mapper state" "$before" "$after"
+	blockdev --flushbufs "$spare"
+	meta_after=$("$DMREMAP" inspect "$spare" --json)
+	assert_eq "second run: spare metadata" "$meta_before" "$meta_after"
+	same_bytes "second run: data" "$WORK/a" "/dev/mapper/remap-$uuid" 0
 }

@@ -79,6 +79,8 @@ pub enum Cmd {
     TableLoad = 9,
     /// DM_TABLE_STATUS (with [`DM_STATUS_TABLE_FLAG`]: the table).
     TableStatus = 12,
+    /// DM_LIST_VERSIONS (the registered target types).
+    ListVersions = 13,
     /// DM_TARGET_MSG.
     TargetMsg = 14,
 }
@@ -102,6 +104,7 @@ impl Cmd {
             Self::DevStatus => "DM_DEV_STATUS",
             Self::TableLoad => "DM_TABLE_LOAD",
             Self::TableStatus => "DM_TABLE_STATUS",
+            Self::ListVersions => "DM_LIST_VERSIONS",
             Self::TargetMsg => "DM_TARGET_MSG",
         }
     }
@@ -292,6 +295,11 @@ impl Buffer {
         decode_dev(get_u64(self.view(), OFF_DEV))
     }
 
+    /// `name` of the answer.
+    pub fn name(&self) -> String {
+        get_str(self.view(), OFF_NAME, DM_NAME_LEN)
+    }
+
     /// The kernel's interface version.
     pub fn version(&self) -> [u32; 3] {
         let b = self.view();
@@ -432,6 +440,112 @@ pub fn decode_names(data: &[u8]) -> Vec<NamedDevice> {
         at = at.saturating_add(next);
     }
     out
+}
+
+/// The target type names of a DM_LIST_VERSIONS answer: records of `struct dm_target_versions` (`next`,
+/// `version[3]`, then the NUL-terminated name at offset 16); `next` is the offset of the following record
+/// from this one, 0 on the last.
+pub fn decode_versions(data: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at.saturating_add(16) <= data.len() {
+        out.push(get_str(data, at.saturating_add(16), usize::MAX));
+        let next = get_u32(data, at) as usize;
+        if next == 0 {
+            break;
+        }
+        at = at.saturating_add(next);
+    }
+    out
+}
+
+/// What a DM_TARGET_MSG answer holds (dm-ioctl's `target_message`): with [`DM_DATA_OUT_FLAG`] the target
+/// returned text, NUL-terminated at `data_start`, unless [`DM_BUFFER_FULL_FLAG`] says it did not fit (the
+/// kernel then leaves `data_size` as it was and the text is cut).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageAnswer {
+    /// The target returned nothing.
+    Nothing,
+    /// The target's whole answer.
+    Text(String),
+    /// The answer did not fit in the buffer.
+    Full,
+}
+
+/// The DM_TARGET_MSG data: `struct dm_target_msg` (the sector, 0: the target's messages are not about a
+/// sector of the table) followed by the NUL-terminated message.
+pub fn encode_message(message: &str) -> Result<Vec<u8>, String> {
+    if message.contains('\0') {
+        return Err("the message contains a NUL byte".into());
+    }
+    if message.trim().is_empty() {
+        return Err("the message is empty".into());
+    }
+    let mut data = vec![0u8; 8];
+    data.extend_from_slice(message.as_bytes());
+    data.push(0);
+    Ok(data)
+}
+
+/// Reads the answer to a DM_TARGET_MSG.
+pub fn message_answer(b: &Buffer) -> MessageAnswer {
+    let flags = b.flags();
+    if flags & DM_DATA_OUT_FLAG == 0 {
+        MessageAnswer::Nothing
+    } else if flags & DM_BUFFER_FULL_FLAG != 0 {
+        MessageAnswer::Full
+    } else {
+        MessageAnswer::Text(get_str(b.data(), 0, usize::MAX))
+    }
+}
+
+/// Room for a message's answer on the first try: far more than any answer but `list` of many entries.
+pub const MESSAGE_ROOM: usize = 16 * 1024;
+/// The most room asked for: `list` of about a million entries.
+pub const MESSAGE_ROOM_MAX: usize = 64 * 1024 * 1024;
+
+/// Whether a message may be sent again when its answer did not fit: `list`, `help`, `stats` and `spares`
+/// only read; `remap`, `unremap` and the others change the device, and were carried out by the first send.
+pub fn repeatable(message: &str) -> bool {
+    matches!(
+        message.split_whitespace().next(),
+        Some("list" | "help" | "stats" | "spares")
+    )
+}
+
+/// Sends a message through `send` (given the room for the answer) and returns the answer: while it does not
+/// fit, a repeatable message is sent again with four times the room, up to [`MESSAGE_ROOM_MAX`]; any other
+/// message is never sent twice, its cut answer is an error.
+pub fn message_growing(
+    message: &str,
+    mut send: impl FnMut(usize) -> Result<Buffer, DmError>,
+) -> Result<String, DmError> {
+    let mut room = MESSAGE_ROOM;
+    loop {
+        let b = send(room)?;
+        match message_answer(&b) {
+            MessageAnswer::Nothing => return Ok(String::new()),
+            MessageAnswer::Text(t) => return Ok(t),
+            MessageAnswer::Full if repeatable(message) && room < MESSAGE_ROOM_MAX => {
+                room = room.saturating_mul(4).min(MESSAGE_ROOM_MAX);
+            }
+            MessageAnswer::Full => {
+                return Err(DmError {
+                    cmd: Cmd::TargetMsg.name(),
+                    name: String::new(),
+                    errno: 0,
+                    detail: format!(
+                        "the target's answer to '{message}' does not fit in {room} bytes{}",
+                        if repeatable(message) {
+                            ""
+                        } else {
+                            " (the message was carried out; it is not sent again)"
+                        }
+                    ),
+                })
+            }
+        }
+    }
 }
 
 /// What DM_DEV_STATUS says about a device.
@@ -615,6 +729,16 @@ impl Control {
         }
     }
 
+    /// The name of the device whose device-mapper uuid is `uuid`; `Ok(None)` when there is none.
+    pub fn name_of_uuid(&mut self, uuid: &str) -> Result<Option<String>, DmError> {
+        // The kernel looks a device up by uuid when the name is empty (and refuses both at once).
+        match self.request(Cmd::DevStatus, "", uuid, 0, &[], 0) {
+            Ok(b) => Ok(Some(b.name())),
+            Err(e) if e.errno == libc::ENXIO => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The live table (`table == true`) or status lines of `name`.
     pub fn table(&mut self, name: &str, table: bool) -> Result<Vec<Target>, DmError> {
         let flags = if table { DM_STATUS_TABLE_FLAG } else { 0 };
@@ -633,17 +757,29 @@ impl Control {
         Ok(decode_names(b.data()))
     }
 
-    /// Sends `message` to the target of `name` at sector 0; returns the target's text answer.
+    /// Sends `message` to the target of `name` at sector 0 (`struct dm_target_msg`: the sector, then the
+    /// NUL-terminated text); returns the target's text answer, "" when it has none. See
+    /// [`message_growing`] for an answer that does not fit.
     pub fn message(&mut self, name: &str, message: &str) -> Result<String, DmError> {
-        let mut data = vec![0u8; 8];
-        data.extend_from_slice(message.as_bytes());
-        data.push(0);
-        let b = self.request(Cmd::TargetMsg, name, "", 0, &data, 64 * 1024)?;
-        if b.flags() & DM_DATA_OUT_FLAG != 0 {
-            Ok(get_str(b.data(), 0, usize::MAX))
-        } else {
-            Ok(String::new())
-        }
+        let data = encode_message(message).map_err(|detail| DmError {
+            cmd: Cmd::TargetMsg.name(),
+            name: name.to_owned(),
+            errno: 0,
+            detail,
+        })?;
+        message_growing(message, |room| {
+            self.request(Cmd::TargetMsg, name, "", 0, &data, room)
+        })
+        .map_err(|e| DmError {
+            name: name.to_owned(),
+            ..e
+        })
+    }
+
+    /// The names of the target types the kernel has registered (DM_LIST_VERSIONS).
+    pub fn target_types(&mut self) -> Result<Vec<String>, DmError> {
+        let b = self.request_growing(Cmd::ListVersions, "", 0)?;
+        Ok(decode_versions(b.data()))
     }
 
     /// Creates device `name` (device-mapper uuid `uuid`), loads `targets` and resumes it; on a failure after
@@ -827,6 +963,7 @@ mod tests {
         assert_eq!(Cmd::TableLoad.request(), 0xc138_fd09);
         assert_eq!(Cmd::TableStatus.request(), 0xc138_fd0c);
         assert_eq!(Cmd::TargetMsg.request(), 0xc138_fd0e);
+        assert_eq!(Cmd::ListVersions.request(), 0xc138_fd0d);
     }
 
     #[test]
@@ -839,6 +976,7 @@ mod tests {
         assert_eq!(get_u32(bytes, OFF_DATA_START), 312);
         assert_eq!(b.flags(), DM_SUSPEND_FLAG);
         assert_eq!(&bytes[OFF_NAME..OFF_NAME + 3], b"r0\0");
+        assert_eq!(b.name(), "r0");
         assert_eq!(&bytes[OFF_UUID..OFF_UUID + 10], b"DMREMAP-x\0");
         assert_eq!(&bytes[312..315], b"abc");
         assert_eq!(b.data(), &bytes[312..320]);
@@ -891,6 +1029,111 @@ mod tests {
             params: String::new()
         }])
         .is_err());
+    }
+
+    /// The answer the kernel gives to a message: `flags`, and `text` at `data_start` with `data_size` set
+    /// after it, as dm-ioctl's `target_message` does.
+    #[allow(clippy::arithmetic_side_effects)]
+    fn answer(room: usize, flags: u32, text: &str) -> Buffer {
+        let mut b = Buffer::new("r", "", 0, &encode_message("list").unwrap(), room).unwrap();
+        let bytes = b.bytes_mut();
+        put_u32(bytes, OFF_FLAGS, flags);
+        if flags & DM_BUFFER_FULL_FLAG == 0 && flags & DM_DATA_OUT_FLAG != 0 {
+            let n = text.len().min(bytes.len() - DM_IOCTL_SIZE - 1);
+            bytes[DM_IOCTL_SIZE..DM_IOCTL_SIZE + n].copy_from_slice(&text.as_bytes()[..n]);
+            bytes[DM_IOCTL_SIZE + n] = 0;
+            put_u32(bytes, OFF_DATA_SIZE, (DM_IOCTL_SIZE + n + 1) as u32);
+        }
+        b
+    }
+
+    #[test]
+    fn messages_encode_as_dm_target_msg() {
+        let data = encode_message("remap 100").unwrap();
+        assert_eq!(&data[..8], &[0u8; 8], "sector 0");
+        assert_eq!(&data[8..], b"remap 100\0");
+        assert!(encode_message("a\0b").is_err());
+        assert!(encode_message(" ").is_err());
+        let b = Buffer::new("r", "", 0, &data, MESSAGE_ROOM).unwrap();
+        assert_eq!(b.bytes().len(), align8(312 + 18 + MESSAGE_ROOM));
+        assert_eq!(&b.bytes()[312..330], data.as_slice());
+    }
+
+    #[test]
+    fn message_answers_read_the_flags() {
+        let text = "100 0 2048 active\n200 - - pending\n";
+        assert_eq!(
+            message_answer(&answer(64, DM_DATA_OUT_FLAG, text)),
+            MessageAnswer::Text(text.into())
+        );
+        assert_eq!(message_answer(&answer(64, 0, "")), MessageAnswer::Nothing);
+        assert_eq!(
+            message_answer(&answer(64, DM_DATA_OUT_FLAG | DM_BUFFER_FULL_FLAG, "")),
+            MessageAnswer::Full
+        );
+        // BUFFER_FULL without DATA_OUT does not happen for messages; no text then.
+        assert_eq!(
+            message_answer(&answer(64, DM_BUFFER_FULL_FLAG, "")),
+            MessageAnswer::Nothing
+        );
+    }
+
+    #[test]
+    fn a_list_that_does_not_fit_is_asked_again_with_more_room() {
+        let mut rooms = Vec::new();
+        let out = message_growing("list", |room| {
+            rooms.push(room);
+            Ok(if room < MESSAGE_ROOM * 16 {
+                answer(room, DM_DATA_OUT_FLAG | DM_BUFFER_FULL_FLAG, "")
+            } else {
+                answer(room, DM_DATA_OUT_FLAG, "1 0 2 active\n")
+            })
+        })
+        .unwrap();
+        assert_eq!(out, "1 0 2 active\n");
+        assert_eq!(rooms, [MESSAGE_ROOM, MESSAGE_ROOM * 4, MESSAGE_ROOM * 16]);
+    }
+
+    #[test]
+    fn growing_is_bounded_and_a_changing_message_is_never_sent_twice() {
+        let mut sends = 0usize;
+        let e = message_growing("list 0 5", |room| {
+            sends += 1;
+            assert!(room <= MESSAGE_ROOM_MAX);
+            Ok(answer(64, DM_DATA_OUT_FLAG | DM_BUFFER_FULL_FLAG, ""))
+        })
+        .unwrap_err();
+        assert!(
+            e.detail.contains("does not fit in 67108864 bytes"),
+            "{}",
+            e.detail
+        );
+        assert_eq!(sends, 7, "16 KiB, 64 KiB, ... 64 MiB");
+
+        let mut sends = 0usize;
+        let e = message_growing("remap 100", |_| {
+            sends += 1;
+            Ok(answer(64, DM_DATA_OUT_FLAG | DM_BUFFER_FULL_FLAG, ""))
+        })
+        .unwrap_err();
+        assert_eq!(sends, 1);
+        assert!(e.detail.contains("it is not sent again"), "{}", e.detail);
+        assert!(repeatable("  list 5") && repeatable("spares") && !repeatable("unremap 3"));
+        assert!(!repeatable("clear_pending 1") && !repeatable("clear_stats"));
+    }
+
+    #[test]
+    fn version_lists_decode() {
+        // dm_target_versions: next (from this record), version[3], name; 8-aligned.
+        let mut data = vec![0u8; 80];
+        put_u32(&mut data, 0, 24);
+        data[16..23].copy_from_slice(b"linear\0");
+        put_u32(&mut data, 24, 32);
+        data[40..52].copy_from_slice(b"dm-remap-v4\0");
+        put_u32(&mut data, 56, 0);
+        data[72..77].copy_from_slice(b"zero\0");
+        assert_eq!(decode_versions(&data), ["linear", "dm-remap-v4", "zero"]);
+        assert!(decode_versions(&[]).is_empty());
     }
 
     #[test]

@@ -3,18 +3,19 @@
 //! The binary (`src/main.rs`) is the command line; the work is done here, in modules that the unit tests
 //! exercise without a kernel: the status-line parser and renderers ([`status`]), the `list` output ([`list`]),
 //! the metadata inspection and check over the real format crate ([`inspect`], [`check`], [`image`]), and the
-//! device-mapper commands ([`dmsetup`], [`create`]). See `docs/dmremap.md`.
+//! device-mapper requests ([`dm_ioctl`], [`device`], [`create`]). See `docs/dmremap.md`.
 
 pub mod assemble;
 pub mod check;
 pub mod create;
+pub mod device;
 pub mod dm_ioctl;
-pub mod dmsetup;
 pub mod error;
 pub mod identity;
 pub mod image;
 pub mod inspect;
 pub mod list;
+pub mod progress;
 pub mod scan;
 pub mod status;
 pub mod tabular;

@@ -1,7 +1,7 @@
 //! `dmremap`: the command line. Each subcommand parses its arguments, calls the library, prints, and turns
 //! the outcome into the documented exit code.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,13 +12,14 @@ use dm_remap_v4_reassembly::DEFAULT_THRESHOLD;
 use dmremap::assemble;
 use dmremap::check::{self, Verdict};
 use dmremap::create;
+use dmremap::device;
 use dmremap::dm_ioctl::Control;
-use dmremap::dmsetup::{self, Dm, System};
 use dmremap::error::{exit, CliError};
 use dmremap::identity::Roots;
 use dmremap::image::FileIo;
 use dmremap::inspect;
 use dmremap::list;
+use dmremap::progress::{Meter, MeteredIo, Style, AUTO_MIN_BYTES};
 use dmremap::scan::{self, Decision};
 use dmremap::status;
 
@@ -28,8 +29,8 @@ Exit codes (every subcommand but check):
   1  the kernel or the target refused or failed the operation (the reason is printed, and for the target
      also in the kernel log); for inspect: the metadata does not load
   2  usage error (bad arguments)
-  3  I/O or environment problem: a device cannot be opened or read, dmsetup or the module is missing,
-     not root
+  3  I/O or environment problem: a device cannot be opened or read, device-mapper or the module is
+     missing, not root
 
 check has its own codes: 0 clean, 1 problems found, 2 unusable, 3 usage or I/O error (see 'dmremap check --help').";
 
@@ -72,7 +73,8 @@ enum Command {
     /// Never writes without --repair. --repair only rewrites damaged or stale superblock copies from the
     /// loaded one (the format crate's repair, the same one the kernel does when it loads a table); it needs
     /// the spare not in use (a block device is opened exclusively). Other problems are reported as not
-    /// repairable.
+    /// repairable. On a terminal, reading a large metadata region (64 MiB or more) shows a progress bar on
+    /// standard error.
     #[command(after_help = CHECK_EXIT_CODES)]
     Check {
         /// Spare block device or image file.
@@ -80,6 +82,9 @@ enum Command {
         /// Rewrite damaged superblock copies.
         #[arg(long)]
         repair: bool,
+        /// Show the progress on standard error whatever the size: a bar on a terminal, else a line per 10%.
+        #[arg(long)]
+        progress: bool,
     },
     /// Show the status of one dm-remap-v4 device, or of all of them.
     ///
@@ -254,7 +259,7 @@ fn run_inspect(device: &Path, json: bool) -> Result<(), CliError> {
     }
 }
 
-fn run_check(device: &Path, repair: bool) -> Result<Verdict, CliError> {
+fn run_check(device: &Path, repair: bool, progress: bool) -> Result<Verdict, CliError> {
     let name = device.display().to_string();
     let mut io = if repair {
         FileIo::open_for_repair(device)?
@@ -262,7 +267,19 @@ fn run_check(device: &Path, repair: bool) -> Result<Verdict, CliError> {
         FileIo::open_read_only(device)?
     };
     let size = Some(io.sectors());
-    let before = check::check(&mut io, size);
+    let before = {
+        let stderr = io::stderr();
+        let (style, min) = match (stderr.is_terminal(), progress) {
+            (true, forced) => (Style::Bar, if forced { 0 } else { AUTO_MIN_BYTES }),
+            (false, true) => (Style::Lines, 0),
+            (false, false) => (Style::Lines, u64::MAX),
+        };
+        let meter = Meter::new(format!("check {name}"), style, min);
+        let mut metered = MeteredIo::new(&mut io, meter, stderr);
+        let report = check::check(&mut metered, size);
+        metered.finish();
+        report
+    };
     emit(&check::render(&name, &before))?;
     let verdict = before.verdict();
     if !repair || verdict == Verdict::Clean {
@@ -308,10 +325,13 @@ fn run_check(device: &Path, repair: bool) -> Result<Verdict, CliError> {
 }
 
 fn run(command: Command) -> Result<u8, CliError> {
-    let mut dm = Dm { exec: System };
     match command {
         Command::Inspect { device, json } => run_inspect(&device, json).map(|()| exit::OK),
-        Command::Check { device, repair } => run_check(&device, repair).map(Verdict::code),
+        Command::Check {
+            device,
+            repair,
+            progress,
+        } => run_check(&device, repair, progress).map(Verdict::code),
         Command::Status {
             name,
             json,
@@ -335,17 +355,7 @@ fn run(command: Command) -> Result<u8, CliError> {
             count,
             json,
         } => {
-            dm.status(Some(&name))?;
-            let start_s = start.unwrap_or(0).to_string();
-            let count_s = count.map(|c| c.to_string());
-            let mut words = vec!["list"];
-            if start.is_some() || count_s.is_some() {
-                words.push(&start_s);
-            }
-            if let Some(c) = &count_s {
-                words.push(c);
-            }
-            let out = dm.message(&name, &words)?;
+            let out = device::list(&mut device::open(&name)?, &name, start, count)?;
             let entries =
                 list::parse(&out).map_err(|e| CliError::failed(format!("{name}: {e}")))?;
             if json {
@@ -356,13 +366,13 @@ fn run(command: Command) -> Result<u8, CliError> {
             Ok(exit::OK)
         }
         Command::Remap { name, sector } => {
-            let out = dm.move_unit(&name, "remap", sector)?;
+            let out = device::move_unit(&mut device::open(&name)?, &name, "remap", sector)?;
             line(&out)?;
-            dmsetup::remap_outcome(&name, &out)?;
+            device::remap_outcome(&name, &out)?;
             Ok(exit::OK)
         }
         Command::Unremap { name, sector } => {
-            let out = dm.move_unit(&name, "unremap", sector)?;
+            let out = device::move_unit(&mut device::open(&name)?, &name, "unremap", sector)?;
             line(&out)?;
             Ok(exit::OK)
         }
@@ -373,7 +383,7 @@ fn run(command: Command) -> Result<u8, CliError> {
             retries,
         } => {
             let table = create::plan(&main, &spare, retries)?;
-            create::create(&mut dm, &name, &table)?;
+            create::create(&name, &table)?;
             line(&format!("created /dev/mapper/{name}: {table}"))?;
             Ok(exit::OK)
         }
@@ -403,7 +413,6 @@ fn run(command: Command) -> Result<u8, CliError> {
             dry_run,
             devices,
         } => run_assemble(
-            &mut dm,
             uuid.as_deref(),
             all,
             threshold,
@@ -445,7 +454,6 @@ fn run_scan(devices: &[PathBuf], threshold: u8) -> Result<scan::Scan, CliError> 
 }
 
 fn run_assemble(
-    dm: &mut Dm<System>,
     uuid: Option<&str>,
     all: bool,
     threshold: u8,
@@ -455,6 +463,9 @@ fn run_assemble(
 ) -> Result<u8, CliError> {
     let found = run_scan(devices, threshold)?;
     let chosen = assemble::select(&found.setups, uuid, all).map_err(CliError::failed)?;
+    if chosen.is_empty() {
+        line("no dm-remap-v4 setups found")?;
+    }
     let mut refused = 0usize;
     let mut control: Option<Control> = None;
     for s in chosen {
@@ -496,8 +507,9 @@ fn run_assemble(
         let c = match control.as_mut() {
             Some(c) => c,
             None => {
-                dm.ensure_target()?;
-                control.insert(Control::open().map_err(|e| create::dm_failure(&plan.name, &e))?)
+                let mut c = device::open(&plan.name)?;
+                device::ensure_target(&mut c, device::modprobe)?;
+                control.insert(c)
             }
         };
         match c.create_device(
@@ -512,6 +524,24 @@ fn run_assemble(
                 s.confidence,
                 plan.line()
             ))?,
+            // Another run (two udev events at once) made it between our scan and our create: the kernel
+            // keeps dm uuids unique, so a device with this setup's uuid is the setup, active.
+            Err(e) if e.cmd == "DM_DEV_CREATE" && e.errno == libc::EBUSY => {
+                match c.name_of_uuid(&plan.dm_uuid) {
+                    Ok(Some(other)) => line(&format!(
+                        "setup {} is already active as {other}; not assembled again",
+                        s.uuid
+                    ))?,
+                    _ => {
+                        refused = refused.saturating_add(1);
+                        eprintln!(
+                            "dmremap: setup {}: {}",
+                            s.uuid,
+                            create::dm_failure(&plan.name, &e)
+                        );
+                    }
+                }
+            }
             Err(e) => {
                 refused = refused.saturating_add(1);
                 eprintln!(

@@ -245,3 +245,42 @@ fn scan_and_assemble_usage_errors() {
     assert_eq!(code, 3);
     assert!(err.contains("/dev/null is not a block device"), "{err}");
 }
+
+#[test]
+fn check_progress_is_plain_lines_off_a_terminal() {
+    let dir = Scratch::new("progress");
+    let img = dir.image("spare.img");
+    // stderr is a pipe here: without --progress nothing is shown, the report alone.
+    let (code, out, err) = run(&["check", s(&img)]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(err, "");
+    let (code, out2, err) = run(&["check", "--progress", s(&img)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out2, out, "the report on stdout is the same");
+    let label = format!("check {}: ", s(&img));
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() >= 2, "{err}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with(&label) && !l.contains('\r')),
+        "{err}"
+    );
+    // Steps of 10%, increasing, each once; then the amount read.
+    let steps: Vec<u64> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            let pct = l[label.len()..].split('%').next().unwrap();
+            pct.parse().unwrap()
+        })
+        .collect();
+    assert!(steps.iter().all(|p| p % 10 == 0 && *p <= 100), "{err}");
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{err}");
+    assert!(lines[0].contains("of the metadata read ("), "{err}");
+    assert!(lines[0].contains(" of at most "), "{err}");
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with(&format!("{label}done, ")) && last.ends_with(" MiB read"),
+        "{err}"
+    );
+}
