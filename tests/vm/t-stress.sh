@@ -1,5 +1,5 @@
 # Stress: writers with verification over failing sectors, remap/unremap messages and table reloads, all at
-# once for a bounded time. The data must verify, no write may fail, and the kernel log must
+# once for a bounded time, then module unload/load cycles before the map is loaded again. The data must verify, no write may fail, and the kernel log must
 # stay free of lockdep, KASAN, kmemleak and atomic-sleep reports (scripts/vm-run checks it).
 # CI runs it for DMR_STRESS_SECONDS (default 40); `scripts/stress [seconds]` runs it longer.
 
@@ -37,11 +37,11 @@ test_stress_writers_write_errors_messages_and_reloads() {
 	local loop spare len secs=${DMR_STRESS_SECONDS:-40} until fio_pid remapped b t0=$SECONDS t1
 	loop=$(make_loop main 32) spare=$(make_loop spare 16)
 	len=$(sectors "$loop")
-	# Main: 48 sectors in the writers' range fail every write (and every read until written, which a
+	# Main: 24 sectors in the writers' range fail every write (and every read until written, which a
 	# relocated unit never is on main). Each 4 KiB write over one fails, and its unit moves to the spare.
 	dust_over "$loop" bad || { fail "create main"; return; }
-	for ((b = 0; b < 48; b++)); do
-		dmsetup message bad 0 addbadblock $((16384 + b * 331)) 255 >/dev/null || fail "addbadblock"
+	for ((b = 0; b < 24; b++)); do
+		dmsetup message bad 0 addbadblock $((16384 + b * 661)) 255 >/dev/null || fail "addbadblock"
 	done
 	dmsetup create r --table "0 $len $TARGET /dev/mapper/bad $spare" || { fail "create"; return; }
 	pattern "$WORK/ref" 8192
@@ -64,9 +64,12 @@ test_stress_writers_write_errors_messages_and_reloads() {
 	assert_eq "state" ok "$(status_field r state)"
 	[ "$(status_field r remapped)" -ge 1 ] || fail "no unit was relocated: the stress missed the error path"
 	same_bytes "reference" "$WORK/ref" /dev/mapper/r 0
-	# Everything was committed: a fresh table loads the same map and data.
+	# Everything was committed: after two module unload/load cycles a fresh table loads the same map and data.
 	remapped=$(status_field r remapped)
 	dmsetup remove r
+	for b in 1 2; do
+		unload_modules && load_modules || { fail "module cycle $b"; return; }
+	done
 	dmsetup create r --table "0 $len $TARGET /dev/mapper/bad $spare" || { fail "recreate"; return; }
 	assert_eq "remapped after recreate" "$remapped" "$(status_field r remapped)"
 	same_bytes "reference after recreate" "$WORK/ref" /dev/mapper/r 0
