@@ -113,3 +113,25 @@ pub type RecordFn = extern "C" fn(ctx: *mut core::ffi::c_void, rec: *const Recor
 
 /// The core's source of the whole table for a checkpoint: fills `*rec` and returns 1, or returns 0 at the end.
 pub type RecordIterFn = extern "C" fn(ctx: *mut core::ffi::c_void, rec: *mut RecordAbi) -> i32;
+
+/// The background scrub's persisted state (`docs/metadata-format.md`, "Scrub state"): where the scrub of the
+/// main device stands, so that it resumes there after a table reload or a reboot. Kept in blocks 1 and 9 of
+/// every spare's region, apart from the remap table: saving it is one block write and never a commit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScrubStateAbi {
+    /// The next main-device unit the scrub reads.
+    pub position: u64,
+    /// Full passes over the main device completed.
+    pub passes: u64,
+    /// Units the scrub found unreadable (recorded as pending), over every pass.
+    pub found_pending: u64,
+    /// Units the scrub relocated because they kept reading slowly, over every pass.
+    pub relocated: u64,
+    /// Seconds since the epoch when the current pass began (0: none began).
+    pub pass_started: u64,
+    /// The scrub rate in KiB/s in effect when saved.
+    pub rate_kib: u32,
+    /// 1: the scrub was running when saved, so it starts again when the table is loaded; 0: stopped.
+    pub running: u32,
+}
