@@ -34,6 +34,8 @@ pub mod le;
 pub mod open;
 #[path = "src/record.rs"]
 pub mod record;
+#[path = "src/scrub.rs"]
+pub mod scrub;
 #[path = "src/store.rs"]
 pub mod store;
 #[path = "src/superblock.rs"]

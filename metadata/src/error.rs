@@ -59,6 +59,8 @@ pub enum Error {
     Overflow,
     /// The caller had no memory to hold the remap table being loaded.
     OutOfMemory,
+    /// A scrub state to save has an invalid field (`running` not 0 or 1).
+    BadScrubState,
 }
 
 /// Linux errno values used by [`Error::errno`]; identical on every architecture the kernel supports.
@@ -107,6 +109,7 @@ impl Error {
             Self::Poisoned => c"metadata store failed earlier, reload needed",
             Self::Overflow => c"metadata sequence counter overflow",
             Self::OutOfMemory => c"out of memory for the remap table",
+            Self::BadScrubState => c"invalid scrub state",
         }
     }
 
@@ -118,7 +121,11 @@ impl Error {
             | Self::FlushFailed
             | Self::UnstableRead
             | Self::Poisoned => errno::EIO,
-            Self::BufferSize | Self::BadGeometry | Self::BadRecord | Self::BatchTooLarge => {
+            Self::BufferSize
+            | Self::BadGeometry
+            | Self::BadRecord
+            | Self::BatchTooLarge
+            | Self::BadScrubState => {
                 errno::EINVAL
             }
             Self::MemberMismatch => errno::EINVAL,

@@ -19,6 +19,7 @@ pub mod layout;
 pub mod le;
 pub mod open;
 pub mod record;
+pub mod scrub;
 pub mod store;
 pub mod superblock;
 
@@ -31,5 +32,6 @@ pub use io::{BlockIo, IoError};
 pub use layout::Layout;
 pub use open::{commit_or_checkpoint, format_layout, open_region, plan_format};
 pub use record::{EntryState, Record, RecordSink};
-pub use store::{CopyStatus, Expect, FormatParams, LoadReport, Store};
+pub use scrub::{ScrubLoad, ScrubState};
+pub use store::{CopyStatus, Expect, FormatParams, LoadReport, ScrubCursor, Store};
 pub use superblock::{MainIdentity, Superblock};

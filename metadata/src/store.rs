@@ -100,6 +100,24 @@ impl LoadReport {
     }
 }
 
+/// What a store knows of the two scrub-state copies (blocks 1 and 9, see `scrub.rs`): which one holds the
+/// newest valid state, so that a save writes the other. Kept here because the store is what the caller holds;
+/// the scrub state is otherwise independent of the remap table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScrubCursor {
+    /// Not read since the store was made: the next save reads both copies first.
+    Unknown,
+    /// Neither copy holds a valid state of this setup: the next save writes copy 0 with sequence 1.
+    Empty,
+    /// Copy `copy` holds the newest valid state, with sequence number `seq`.
+    Newest {
+        /// Sequence number of that state.
+        seq: u64,
+        /// The copy holding it (0 or 1).
+        copy: usize,
+    },
+}
+
 /// An open metadata region: the current superblock and the journal's position.
 #[derive(Clone, Copy, Debug)]
 pub struct Store {
@@ -110,6 +128,7 @@ pub struct Store {
     pos: Position,
     current: [bool; SUPERBLOCK_COPIES],
     poisoned: bool,
+    scrub: ScrubCursor,
 }
 
 /// Nonce of the journal generation started by superblock version `meta_version` in a session with
@@ -228,6 +247,9 @@ impl Store {
             },
             current: [true; SUPERBLOCK_COPIES],
             poisoned: false,
+            // Format does not touch the scrub-state blocks: a save must look at what they hold (a region
+            // re-formatted with its setup's own UUID may keep a valid, higher-numbered state there).
+            scrub: ScrubCursor::Unknown,
         })
     }
 
@@ -321,6 +343,7 @@ impl Store {
             pos: replayed.end,
             current: copies.map(|c| c == CopyStatus::Current),
             poisoned: false,
+            scrub: ScrubCursor::Unknown,
         };
         Ok((store, report))
     }
@@ -543,6 +566,17 @@ impl Store {
     /// Whether an earlier write failure requires a reload before further changes.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
+    }
+
+    /// What the store knows of the scrub-state copies (maintained by `scrub.rs`).
+    pub fn scrub_cursor(&self) -> ScrubCursor {
+        self.scrub
+    }
+
+    /// Records what was read from, or durably written to, the scrub-state copies. Only `scrub.rs` calls it;
+    /// a wrong cursor could make a save overwrite the newest state.
+    pub fn set_scrub_cursor(&mut self, cursor: ScrubCursor) {
+        self.scrub = cursor;
     }
 
     /// [`Error::Poisoned`] once a write failed.

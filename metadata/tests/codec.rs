@@ -251,6 +251,7 @@ fn errors_have_distinct_messages_and_errnos() {
         Poisoned,
         Overflow,
         OutOfMemory,
+        BadScrubState,
     ];
     let mut msgs: Vec<_> = all.iter().map(|e| e.message()).collect();
     assert!(msgs.iter().all(|m| !m.is_empty() && m.count_bytes() < 64));
@@ -267,6 +268,7 @@ fn errors_have_distinct_messages_and_errnos() {
     assert_eq!(Foreign.errno(), -16);
     assert_eq!(Blank.errno(), -61);
     assert_eq!(IncompatFeatures.errno(), -95);
+    assert_eq!(BadScrubState.errno(), -22);
     assert_eq!(
         format!("{OtherSetup}"),
         OtherSetup.message().to_str().unwrap()
