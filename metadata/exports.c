@@ -42,3 +42,13 @@ EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_check_unchanged);
 int dm_remap_v4_metadata_plan_format(const struct dm_remap_v4_md_open_params *params, u64 *pool_units,
 				     u64 *needed_sectors, const char **error);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_plan_format);
+
+/* struct dm_remap_v4_md_scrub_state is ScrubStateAbi of metadata/src/abi.rs. */
+struct dm_remap_v4_md_scrub_state;
+int dm_remap_v4_metadata_scrub_load(struct dm_remap_v4_md_store *store,
+				    struct dm_remap_v4_md_scrub_state *out);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_scrub_load);
+
+int dm_remap_v4_metadata_scrub_save(struct dm_remap_v4_md_store *store,
+				    const struct dm_remap_v4_md_scrub_state *state, const char **error);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_scrub_save);

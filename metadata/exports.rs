@@ -6,8 +6,8 @@ use kernel::prelude::*;
 use kernel::str::CStrExt;
 
 use crate::abi::{
-    OpenParams, OpenReport, RecordAbi, RecordFn, RecordIterFn, RECORD_ACTIVE, RECORD_CLEARED,
-    RECORD_PENDING, SINK_NO_MEMORY, SINK_OK,
+    OpenParams, OpenReport, RecordAbi, RecordFn, RecordIterFn, ScrubStateAbi, RECORD_ACTIVE,
+    RECORD_CLEARED, RECORD_PENDING, SINK_NO_MEMORY, SINK_OK,
 };
 use crate::blockio::BdevIo;
 use crate::error::Error as MdError;
@@ -15,6 +15,7 @@ use crate::helper_abi::HELPER_ABI_VERSION;
 use crate::layout::BLOCK_SIZE;
 use crate::open::{commit_or_checkpoint, open_region, plan_format};
 use crate::record::{EntryState, Record, RecordSink};
+use crate::scrub::ScrubState;
 use crate::store::Store;
 
 /// An open metadata region: what `dm_remap_v4_metadata_open()` hands the core as an opaque pointer.
@@ -290,6 +291,73 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_plan_format(
 pub unsafe extern "C" fn dm_remap_v4_metadata_version(store: *const OpenStore) -> u64 {
     // SAFETY: live, and not written concurrently (caller's contract).
     unsafe { &*store }.store.superblock().meta_version
+}
+
+/// Loads the background scrub's persisted state from this spare (`Store::load_scrub_state`; blocks 1 and 9,
+/// `docs/metadata-format.md`, "Scrub state"): the newest valid copy of this setup. Returns 0 and fills `*out`
+/// when a state was found; `-ENOENT` when neither copy holds one (never saved, blank, damaged or another
+/// setup's: the scrub starts at unit 0), leaving `*out` untouched; `-EIO` when neither copy could be read.
+/// A damaged copy next to a valid one is not an error. Units: `position` is a main-device unit index,
+/// `pass_started` seconds since the epoch, `rate_kib` KiB/s. Reads only; the position is as saved (the core
+/// clamps it to the device). Also remembers which copy is newest, for the next save.
+///
+/// # Safety
+///
+/// `store` must be a live handle not used concurrently (the core serialises it with commits); `out` must be
+/// valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_scrub_load(
+    store: *mut OpenStore,
+    out: *mut ScrubStateAbi,
+) -> c_int {
+    // SAFETY: live and exclusive (caller's contract).
+    let OpenStore { store, io, buf } = unsafe { &mut *store };
+    match store.load_scrub_state(io, buf) {
+        Ok(found) => match found.state {
+            Some(state) => {
+                // SAFETY: valid for writes (caller's contract).
+                unsafe { out.write(state.to_abi()) };
+                0
+            }
+            None => ENOENT.to_errno(),
+        },
+        Err(e) => e.errno(),
+    }
+}
+
+/// Saves the background scrub's state on this spare (`Store::save_scrub_state`): one FUA write of the scrub
+/// state copy that does not hold the newest state, so a crash during it leaves the previous state intact.
+/// Returns 0 once the state is durable. On failure returns a negative errno and points `*error` at a static
+/// message: `-EINVAL` if `state->running` is neither 0 nor 1, `-EIO` if the write (or the read of both
+/// copies that precedes the first save of a handle) failed or if the handle is poisoned by an earlier
+/// failed commit. A failed save does not poison the handle: commits go on, and the next save retries.
+/// Never touches the remap table. Units as for `dm_remap_v4_metadata_scrub_load()`.
+///
+/// # Safety
+///
+/// `store` must be a live handle not used concurrently (the core serialises it with commits); `state` must
+/// be valid for reads; `error` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_scrub_save(
+    store: *mut OpenStore,
+    state: *const ScrubStateAbi,
+    error: *mut *const c_char,
+) -> c_int {
+    // SAFETY: live and exclusive (caller's contract).
+    let OpenStore { store, io, buf } = unsafe { &mut *store };
+    // SAFETY: valid for reads (caller's contract).
+    let abi = unsafe { &*state };
+    let saved = ScrubState::from_abi(abi)
+        .ok_or(MdError::BadScrubState)
+        .and_then(|s| store.save_scrub_state(io, buf, &s));
+    match saved {
+        Ok(()) => 0,
+        Err(e) => {
+            // SAFETY: valid for writes; static message (see `dm_remap_v4_metadata_open`).
+            unsafe { error.write(e.message().as_char_ptr()) };
+            e.errno()
+        }
+    }
 }
 
 /// Releases a handle from `dm_remap_v4_metadata_open()`; null is ignored.
