@@ -5,9 +5,11 @@
 //! | blocks | contents |
 //! | --- | --- |
 //! | 0 | superblock copy 0 |
-//! | 1..8 | reserved (zero) |
+//! | 1 | scrub state copy 0 (`scrub.rs`) |
+//! | 2..8 | reserved (zero) |
 //! | 8 | superblock copy 1 |
-//! | 9..16 | reserved (zero) |
+//! | 9 | scrub state copy 1 |
+//! | 10..16 | reserved (zero) |
 //! | 16.. | checkpoint area A (`checkpoint_blocks`) |
 //! | then | checkpoint area B (`checkpoint_blocks`) |
 //! | then | journal (`journal_blocks`) |
