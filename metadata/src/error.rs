@@ -125,9 +125,7 @@ impl Error {
             | Self::BadGeometry
             | Self::BadRecord
             | Self::BatchTooLarge
-            | Self::BadScrubState => {
-                errno::EINVAL
-            }
+            | Self::BadScrubState => errno::EINVAL,
             Self::MemberMismatch => errno::EINVAL,
             Self::ChangedSinceLoad => errno::ESTALE,
             Self::SpareTooSmall | Self::JournalFull | Self::TableFull => errno::ENOSPC,

@@ -186,7 +186,9 @@ fn region_formatted_over_foreign_data_holds_no_state_and_reports_both_copies() {
     let found = store.load_scrub_state(&mut disk, &mut block()).unwrap();
     assert_eq!(found.state, None);
     assert_eq!(found.bad_copies, 2);
-    store.save_scrub_state(&mut disk, &mut block(), &state(1)).unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(1))
+        .unwrap();
     let found = load_state(&mut disk);
     assert_eq!(found.state, Some(state(1)));
     assert_eq!((found.seq, found.copy, found.bad_copies), (1, Some(0), 1));
@@ -195,7 +197,9 @@ fn region_formatted_over_foreign_data_holds_no_state_and_reports_both_copies() {
 #[test]
 fn round_trip() {
     let (mut disk, mut store) = fresh();
-    store.save_scrub_state(&mut disk, &mut block(), &state(5)).unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(5))
+        .unwrap();
     let found = load_state(&mut disk);
     assert_eq!(
         found,
@@ -213,7 +217,9 @@ fn round_trip() {
 fn saves_alternate_copies_with_growing_sequence_numbers() {
     let (mut disk, mut store) = fresh();
     for n in 1..=6u64 {
-        store.save_scrub_state(&mut disk, &mut block(), &state(n)).unwrap();
+        store
+            .save_scrub_state(&mut disk, &mut block(), &state(n))
+            .unwrap();
         let copy = usize::from(n % 2 == 0);
         assert_eq!(copy_holds(&disk, copy), Some((n, state(n))), "save {n}");
         if n > 1 {
@@ -222,7 +228,10 @@ fn saves_alternate_copies_with_growing_sequence_numbers() {
         }
         assert_eq!(store.scrub_cursor(), ScrubCursor::Newest { seq: n, copy });
         let found = load_state(&mut disk);
-        assert_eq!((found.state, found.seq, found.copy), (Some(state(n)), n, Some(copy)));
+        assert_eq!(
+            (found.state, found.seq, found.copy),
+            (Some(state(n)), n, Some(copy))
+        );
     }
 }
 
@@ -230,18 +239,22 @@ fn saves_alternate_copies_with_growing_sequence_numbers() {
 fn a_loaded_store_continues_the_sequence() {
     let (mut disk, mut store) = fresh();
     for n in 1..=3 {
-        store.save_scrub_state(&mut disk, &mut block(), &state(n)).unwrap();
+        store
+            .save_scrub_state(&mut disk, &mut block(), &state(n))
+            .unwrap();
     }
     // After a reboot: load first, then save.
     let (mut s2, _) = reload(&mut disk);
     assert_eq!(s2.load_scrub_state(&mut disk, &mut block()).unwrap().seq, 3);
-    s2.save_scrub_state(&mut disk, &mut block(), &state(4)).unwrap();
+    s2.save_scrub_state(&mut disk, &mut block(), &state(4))
+        .unwrap();
     assert_eq!(copy_holds(&disk, 1), Some((4, state(4))));
     assert_eq!(copy_holds(&disk, 0), Some((3, state(3))));
     // Saving without loading first reads both copies to find the sequence number.
     let (mut s3, _) = reload(&mut disk);
     assert_eq!(s3.scrub_cursor(), ScrubCursor::Unknown);
-    s3.save_scrub_state(&mut disk, &mut block(), &state(5)).unwrap();
+    s3.save_scrub_state(&mut disk, &mut block(), &state(5))
+        .unwrap();
     assert_eq!(copy_holds(&disk, 0), Some((5, state(5))));
     assert_eq!(copy_holds(&disk, 1), Some((4, state(4))));
     assert_eq!(load_state(&mut disk).state, Some(state(5)));
@@ -250,17 +263,25 @@ fn a_loaded_store_continues_the_sequence() {
 #[test]
 fn newest_sequence_wins_wherever_it_is() {
     let (mut disk, mut store) = fresh();
-    store.save_scrub_state(&mut disk, &mut block(), &state(1)).unwrap();
-    store.save_scrub_state(&mut disk, &mut block(), &state(2)).unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(1))
+        .unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(2))
+        .unwrap();
     // Copy 0 gets a higher number than copy 1 by hand.
     let mut blk = [0u8; BLOCK_SIZE];
     state(9).encode(0, &UUID, 40, &mut blk);
     put_block(&mut disk, 0, &blk);
     let found = load_state(&mut disk);
-    assert_eq!((found.state, found.seq, found.copy), (Some(state(9)), 40, Some(0)));
+    assert_eq!(
+        (found.state, found.seq, found.copy),
+        (Some(state(9)), 40, Some(0))
+    );
     // And the next save goes to the other copy, numbered above it.
     let (mut s, _) = reload(&mut disk);
-    s.save_scrub_state(&mut disk, &mut block(), &state(3)).unwrap();
+    s.save_scrub_state(&mut disk, &mut block(), &state(3))
+        .unwrap();
     assert_eq!(copy_holds(&disk, 1), Some((41, state(3))));
     assert_eq!(load_state(&mut disk).state, Some(state(3)));
 }
@@ -268,8 +289,12 @@ fn newest_sequence_wins_wherever_it_is() {
 #[test]
 fn a_damaged_newest_copy_falls_back_to_the_previous_state() {
     let (mut disk, mut store) = fresh();
-    store.save_scrub_state(&mut disk, &mut block(), &state(1)).unwrap();
-    store.save_scrub_state(&mut disk, &mut block(), &state(2)).unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(1))
+        .unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(2))
+        .unwrap();
     // Copy 1 holds state 2 (newest); flip one byte of it.
     let at = usize::try_from(scrub_sector(1).unwrap()).unwrap() * SECTOR_SIZE + 50;
     disk.durable[at] ^= 0x10;
@@ -286,9 +311,13 @@ fn a_damaged_newest_copy_falls_back_to_the_previous_state() {
     // The next save overwrites the damaged copy, and both are valid again.
     let (mut s, _) = reload(&mut disk);
     s.load_scrub_state(&mut disk, &mut block()).unwrap();
-    s.save_scrub_state(&mut disk, &mut block(), &state(3)).unwrap();
+    s.save_scrub_state(&mut disk, &mut block(), &state(3))
+        .unwrap();
     let found = load_state(&mut disk);
-    assert_eq!((found.state, found.seq, found.bad_copies), (Some(state(3)), 2, 0));
+    assert_eq!(
+        (found.state, found.seq, found.bad_copies),
+        (Some(state(3)), 2, 0)
+    );
 }
 
 #[test]
@@ -297,7 +326,9 @@ fn an_interrupted_save_leaves_the_old_or_the_new_state() {
         for seed in 1..=8u64 {
             let (mut disk, mut store) = fresh();
             for n in 1..=3 {
-                store.save_scrub_state(&mut disk, &mut block(), &state(n)).unwrap();
+                store
+                    .save_scrub_state(&mut disk, &mut block(), &state(n))
+                    .unwrap();
             }
             // Power fails during the fourth save (to copy 1, which holds state 2).
             disk.budget = Some(disk.ops);
@@ -327,7 +358,9 @@ fn an_interrupted_save_leaves_the_old_or_the_new_state() {
 #[test]
 fn a_copy_of_another_setup_is_ignored() {
     let (mut disk, mut store) = fresh();
-    store.save_scrub_state(&mut disk, &mut block(), &state(1)).unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(1))
+        .unwrap();
     let mut blk = [0u8; BLOCK_SIZE];
     state(8).encode(1, b"another-setup-id", 1000, &mut blk);
     put_block(&mut disk, 1, &blk);
@@ -351,12 +384,16 @@ fn a_copy_of_another_setup_is_ignored() {
 fn reformatting_with_the_same_uuid_keeps_the_sequence_ordered() {
     let (mut disk, mut store) = fresh();
     for n in 1..=2 {
-        store.save_scrub_state(&mut disk, &mut block(), &state(n)).unwrap();
+        store
+            .save_scrub_state(&mut disk, &mut block(), &state(n))
+            .unwrap();
     }
     // Format leaves blocks 1 and 9 alone; a save after it must still number above what is there.
     let mut again = Store::format(&mut disk, &mut block(), &params(small()), 8).unwrap();
     assert_eq!(again.scrub_cursor(), ScrubCursor::Unknown);
-    again.save_scrub_state(&mut disk, &mut block(), &state(7)).unwrap();
+    again
+        .save_scrub_state(&mut disk, &mut block(), &state(7))
+        .unwrap();
     assert_eq!(copy_holds(&disk, 0), Some((3, state(7))));
     assert_eq!(load_state(&mut disk).state, Some(state(7)));
 }
@@ -371,7 +408,9 @@ fn a_save_writes_one_block_durably_and_nothing_else() {
     for n in 1..=4u64 {
         let before = disk.durable.clone();
         let (writes, ops) = (disk.writes, disk.ops);
-        store.save_scrub_state(&mut disk, &mut block(), &state(n)).unwrap();
+        store
+            .save_scrub_state(&mut disk, &mut block(), &state(n))
+            .unwrap();
         assert_eq!(disk.writes - writes, 1, "one block write per save");
         assert_eq!(disk.ops - ops, 1, "no flush besides the FUA write");
         assert_eq!(disk.pending(), 0, "the write is durable (FUA)");
@@ -397,8 +436,12 @@ fn a_save_writes_one_block_durably_and_nothing_else() {
 #[test]
 fn a_failed_save_is_an_error_but_the_table_stays_usable() {
     let (mut disk, mut store) = fresh();
-    store.save_scrub_state(&mut disk, &mut block(), &state(1)).unwrap();
-    store.commit(&mut disk, &mut block(), &[record(1, 1, 1)]).unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(1))
+        .unwrap();
+    store
+        .commit(&mut disk, &mut block(), &[record(1, 1, 1)])
+        .unwrap();
     disk.budget = Some(disk.ops);
     assert_eq!(
         store.save_scrub_state(&mut disk, &mut block(), &state(2)),
@@ -407,7 +450,9 @@ fn a_failed_save_is_an_error_but_the_table_stays_usable() {
     assert!(!store.is_poisoned());
     // The device recovers (the interrupted write never reached it).
     disk.crash_with(|_| Fate::Lost, &mut Rng(1));
-    let seq = store.commit(&mut disk, &mut block(), &[record(2, 2, 2)]).unwrap();
+    let seq = store
+        .commit(&mut disk, &mut block(), &[record(2, 2, 2)])
+        .unwrap();
     assert_eq!(seq, 2);
     let entries: Vec<Record> = (3..6).map(|u| record(u, u, u)).collect();
     store.commit(&mut disk, &mut block(), &entries).unwrap();
@@ -419,7 +464,9 @@ fn a_failed_save_is_an_error_but_the_table_stays_usable() {
     assert_eq!(sink.map[&2].state, EntryState::Active);
     assert_eq!(load_state(&mut disk).state, Some(state(1)));
     // The retry writes the same copy with the same number.
-    store.save_scrub_state(&mut disk, &mut block(), &state(3)).unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(3))
+        .unwrap();
     assert_eq!(copy_holds(&disk, 1), Some((2, state(3))));
     assert_eq!(copy_holds(&disk, 0), Some((1, state(1))));
 }
@@ -427,11 +474,18 @@ fn a_failed_save_is_an_error_but_the_table_stays_usable() {
 #[test]
 fn unreadable_copies() {
     let (mut disk, mut store) = fresh();
-    store.save_scrub_state(&mut disk, &mut block(), &state(1)).unwrap();
-    store.save_scrub_state(&mut disk, &mut block(), &state(2)).unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(1))
+        .unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(2))
+        .unwrap();
     disk.fail_reads.push(scrub_sector(1).unwrap());
     let found = load_state(&mut disk);
-    assert_eq!((found.state, found.seq, found.bad_copies), (Some(state(1)), 1, 1));
+    assert_eq!(
+        (found.state, found.seq, found.bad_copies),
+        (Some(state(1)), 1, 1)
+    );
     disk.fail_reads.push(scrub_sector(0).unwrap());
     let (mut s, _) = reload(&mut disk);
     assert_eq!(
@@ -448,9 +502,13 @@ fn unreadable_copies() {
 #[test]
 fn a_poisoned_store_refuses_to_save_but_still_loads() {
     let (mut disk, mut store) = fresh();
-    store.save_scrub_state(&mut disk, &mut block(), &state(1)).unwrap();
+    store
+        .save_scrub_state(&mut disk, &mut block(), &state(1))
+        .unwrap();
     disk.budget = Some(disk.ops);
-    assert!(store.commit(&mut disk, &mut block(), &[record(1, 1, 1)]).is_err());
+    assert!(store
+        .commit(&mut disk, &mut block(), &[record(1, 1, 1)])
+        .is_err());
     assert!(store.is_poisoned());
     disk.crash_with(|_| Fate::Lost, &mut Rng(1));
     assert_eq!(

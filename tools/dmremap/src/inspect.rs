@@ -7,7 +7,9 @@ use dm_remap_v4_metadata::block::{self, as_block};
 use dm_remap_v4_metadata::layout::{Layout, BLOCK_SIZE, SECTORS_PER_BLOCK, SUPERBLOCK_COPIES};
 use dm_remap_v4_metadata::store::CopyStatus;
 use dm_remap_v4_metadata::superblock::{Superblock, SuperblockFault};
-use dm_remap_v4_metadata::{BlockIo, EntryState, Error, Expect, Record, RecordSink, Store};
+use dm_remap_v4_metadata::{
+    BlockIo, EntryState, Error, Expect, Record, RecordSink, ScrubLoad, Store,
+};
 use serde::Serialize;
 
 use crate::image::SECTOR_BYTES;
@@ -89,6 +91,107 @@ pub struct LoadInfo {
     pub last_seq: u64,
 }
 
+/// The background scrub's saved state (blocks 1 and 9 of the region).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ScrubInfo {
+    /// `saved` (a valid state was found), `none` (no copy holds one: the scrub starts at unit 0) or
+    /// `unreadable` (neither copy could be read).
+    pub status: &'static str,
+    /// Copies unreadable, damaged or of another setup (an older valid copy is not counted).
+    pub bad_copies: u32,
+    /// Sequence number of the state (grows by one with every save).
+    pub seq: Option<u64>,
+    /// Copy the state was read from (0: block 1, 1: block 9).
+    pub copy: Option<usize>,
+    /// The next main-device unit the scrub reads.
+    pub position: Option<u64>,
+    /// Full passes over the main device completed.
+    pub passes: Option<u64>,
+    /// Units the scrub found unreadable (recorded as pending), over every pass.
+    pub found_pending: Option<u64>,
+    /// Units the scrub relocated because they kept reading slowly, over every pass.
+    pub relocated: Option<u64>,
+    /// Seconds since the epoch when the current pass began (0: none began).
+    pub pass_started: Option<u64>,
+    /// Scrub rate in KiB/s when saved.
+    pub rate_kib: Option<u32>,
+    /// Whether the scrub was running when saved (it starts again when the table is loaded).
+    pub running: Option<bool>,
+}
+
+impl ScrubInfo {
+    fn from_load(loaded: Result<ScrubLoad, Error>) -> Self {
+        let empty = Self {
+            status: "none",
+            bad_copies: 0,
+            seq: None,
+            copy: None,
+            position: None,
+            passes: None,
+            found_pending: None,
+            relocated: None,
+            pass_started: None,
+            rate_kib: None,
+            running: None,
+        };
+        let Ok(l) = loaded else {
+            return Self {
+                status: "unreadable",
+                bad_copies: 2,
+                ..empty
+            };
+        };
+        let Some(st) = l.state else {
+            return Self {
+                bad_copies: l.bad_copies,
+                ..empty
+            };
+        };
+        Self {
+            status: "saved",
+            bad_copies: l.bad_copies,
+            seq: Some(l.seq),
+            copy: l.copy,
+            position: Some(st.position),
+            passes: Some(st.passes),
+            found_pending: Some(st.found_pending),
+            relocated: Some(st.relocated),
+            pass_started: Some(st.pass_started),
+            rate_kib: Some(st.rate_kib),
+            running: Some(st.running),
+        }
+    }
+
+    /// The human report's line (without the label).
+    fn line(&self) -> String {
+        let bad = match self.bad_copies {
+            0 => String::new(),
+            1 => "; 1 copy damaged".into(),
+            n => format!("; {n} copies damaged"),
+        };
+        match (self.status, self.position) {
+            ("saved", Some(position)) => format!(
+                "{}, at unit {position}, {} passes, {} found pending, {} relocated, {} KiB/s \
+                 (pass started {}, save {} in copy {}){bad}",
+                if self.running == Some(true) {
+                    "running"
+                } else {
+                    "stopped"
+                },
+                opt(self.passes),
+                opt(self.found_pending),
+                opt(self.relocated),
+                opt(self.rate_kib),
+                opt(self.pass_started),
+                opt(self.seq),
+                opt(self.copy),
+            ),
+            ("unreadable", _) => "state unreadable (both copies)".into(),
+            _ => format!("no saved state (starts at unit 0){bad}"),
+        }
+    }
+}
+
 /// One superblock copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CopyInfo {
@@ -134,6 +237,8 @@ pub struct Inspection {
     pub load: LoadInfo,
     /// Every superblock copy.
     pub copies: Vec<CopyInfo>,
+    /// The background scrub's saved state.
+    pub scrub: ScrubInfo,
     /// Active entries.
     pub active: usize,
     /// Pending entries.
@@ -226,10 +331,12 @@ pub fn inspect<I: BlockIo>(
     let mut table = Table::default();
     let loaded = Store::load(io, &mut buf, &expect, session_salt(), &mut table);
     let raw = raw_copies(io);
-    let (store, report) = match loaded {
+    let (mut store, report) = match loaded {
         Ok(ok) => ok,
         Err(error) => return Err(Unloadable::Format { error, copies: raw }),
     };
+    // Reads only: loading the scrub state never writes.
+    let scrub = ScrubInfo::from_load(store.load_scrub_state(io, &mut buf));
     let sb = store.superblock();
     let copies = raw
         .into_iter()
@@ -254,6 +361,7 @@ pub fn inspect<I: BlockIo>(
             last_seq: report.last_seq,
         },
         copies,
+        scrub,
         active,
         pending: entries.len().saturating_sub(active),
         entries,
@@ -466,6 +574,7 @@ pub fn render_human(device: &str, i: &Inspection) -> String {
         })
         .collect();
     let _ = writeln!(out, "superblock copies: {}", copies.join("; "));
+    let _ = writeln!(out, "scrub:             {}", i.scrub.line());
     let _ = writeln!(
         out,
         "entries:           {} ({} active, {} pending)",
@@ -629,6 +738,73 @@ pub(crate) mod tests {
         assert!(json["entries"][1]["spare_unit"].is_null());
         assert_eq!(json["copies"][1]["status"], "current");
         assert_eq!(json["load"]["journal_blocks_used"], 3);
+        assert_eq!(json["scrub"]["status"], "none");
+        assert!(json["scrub"]["position"].is_null());
+        assert!(text.contains("scrub:             no saved state (starts at unit 0)\n"));
+    }
+
+    #[test]
+    fn reports_the_saved_scrub_state() {
+        use dm_remap_v4_metadata::ScrubState;
+        let mut io = image(&[&[rec(1, 0, EntryState::Active)]]);
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let expect = Expect {
+            uuid: None,
+            main: None,
+            member_index: None,
+        };
+        let (mut store, _) =
+            Store::load(&mut io, &mut buf, &expect, 1, &mut Table::default()).unwrap();
+        for (position, running) in [(100, false), (12345, true)] {
+            let state = ScrubState {
+                position,
+                passes: 2,
+                found_pending: 7,
+                relocated: 3,
+                pass_started: 1_700_000_500,
+                rate_kib: 8192,
+                running,
+            };
+            store.save_scrub_state(&mut io, &mut buf, &state).unwrap();
+        }
+        io.writes = 0;
+        let i = inspect(&mut io, None).unwrap();
+        assert_eq!(io.writes, 0, "inspect must never write");
+        assert_eq!(i.scrub.status, "saved");
+        assert_eq!(i.scrub.position, Some(12345));
+        assert_eq!(
+            (i.scrub.seq, i.scrub.copy, i.scrub.bad_copies),
+            (Some(2), Some(1), 0)
+        );
+        let text = render_human("spare.img", &i);
+        assert!(
+            text.contains(
+                "scrub:             running, at unit 12345, 2 passes, 7 found pending, 3 relocated, \
+                 8192 KiB/s (pass started 1700000500, save 2 in copy 1)\n"
+            ),
+            "{text}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json("spare.img", &i).unwrap()).unwrap();
+        let scrub = &json["scrub"];
+        assert_eq!(scrub["status"], "saved");
+        assert_eq!(scrub["position"], 12345);
+        assert_eq!(scrub["passes"], 2);
+        assert_eq!(scrub["found_pending"], 7);
+        assert_eq!(scrub["relocated"], 3);
+        assert_eq!(scrub["rate_kib"], 8192);
+        assert_eq!(scrub["running"], true);
+        assert_eq!(scrub["pass_started"], 1_700_000_500);
+        // The newest copy (block 9) damaged: the previous state, and the damage reported.
+        io.data[9 * 4096 + 60] ^= 0xff;
+        let i = inspect(&mut io, None).unwrap();
+        assert_eq!(
+            (i.scrub.position, i.scrub.running),
+            (Some(100), Some(false))
+        );
+        assert_eq!(i.scrub.bad_copies, 1);
+        assert!(render_human("spare.img", &i).contains("stopped, at unit 100,"));
+        assert!(render_human("spare.img", &i).contains("; 1 copy damaged\n"));
     }
 
     #[test]

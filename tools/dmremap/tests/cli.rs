@@ -151,6 +151,7 @@ fn inspect_human_and_json() {
     assert!(out.contains("uuid:              abababab-abab-abab-abab-abababababab"));
     assert!(out.contains("entries:           3 (2 active, 1 pending)"));
     assert!(out.contains("superblock copies: 0 current, version 1, loaded; 1 current, version 1"));
+    assert!(out.contains("scrub:             no saved state (starts at unit 0)"));
     let (code, out, _) = run(&["inspect", "--json", s(&img)]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -160,6 +161,8 @@ fn inspect_human_and_json() {
     assert_eq!(v["entries"][1]["main_sector"], 9);
     assert_eq!(v["entries"][1]["spare_sector"], 4097);
     assert_eq!(v["load"]["journal_commits"], 1);
+    assert_eq!(v["scrub"]["status"], "none");
+    assert_eq!(v["scrub"]["bad_copies"], 0);
 }
 
 #[test]
