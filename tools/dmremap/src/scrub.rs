@@ -129,7 +129,7 @@ pub fn size(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut unit = 0usize;
     let mut scale = 1u64;
-    while unit.saturating_add(1) < UNITS.len() && n / scale >= 1024 {
+    while unit.saturating_add(1) < UNITS.len() && n.checked_div(scale).unwrap_or(0) >= 1024 {
         unit = unit.saturating_add(1);
         scale = scale.saturating_mul(1024);
     }
@@ -523,8 +523,8 @@ mod tests {
             if message != "scrub status" {
                 return Ok(String::new());
             }
-            let i = self.next.min(self.statuses.len() - 1);
-            self.next += 1;
+            let i = self.next.min(self.statuses.len().saturating_sub(1));
+            self.next = self.next.saturating_add(1);
             Ok(self.statuses[i].clone())
         }
         fn status(&mut self, name: &str) -> Result<Vec<Target>, DmError> {
