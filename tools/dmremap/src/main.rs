@@ -93,9 +93,10 @@ enum Command {
     },
     /// Show the status of one dm-remap-v4 device, or of all of them.
     ///
-    /// Reads the status lines (DM_TABLE_STATUS, as 'dmsetup status') and shows, per device: state,
-    /// remapped and pending units, spare units left, read/write/device errors and metadata health. Keys the
-    /// kernel adds later are kept (JSON "other").
+    /// Reads the status lines (DM_TABLE_STATUS, as 'dmsetup status') and shows, per device: state, health
+    /// score, the background scrub (state and percent of its pass), remapped and pending units, spare units
+    /// left, read/write/device errors and metadata health. Keys the kernel adds later are kept (JSON
+    /// "other"); keys an older module lacks show as '-' (JSON null, no Prometheus sample).
     #[command(after_help = EXIT_CODES)]
     Status {
         /// Device-mapper name; all dm-remap-v4 devices when absent.
@@ -148,7 +149,8 @@ enum Command {
     ///
     /// Checks they are distinct block devices, loads the dm-remap-v4 module if the target type is missing,
     /// and creates (through the device-mapper ioctls) the table '0 <main sectors> dm-remap-v4 <main>
-    /// <spare> [<#opt_args> [retries N] [spare <dev>]... [main_id <id>]]'. main_id is the main device's
+    /// <spare> [<#opt_args> [retries N] [scrub_rate KiB/s] [slow_threshold_ms MS] [spare <dev>]... [main_id
+    /// <id>]]', each option only when given. main_id is the main device's
     /// stable identifier (WWN, serial, loop backing file, ...; see docs/dmremap.md), recorded when a blank
     /// spare is formatted, so that 'dmremap scan' finds the right main after a reboot. A blank spare is
     /// formatted by the kernel; one holding another setup's metadata is refused.
