@@ -70,3 +70,63 @@ test_dmremap_drives_a_device_through_its_life() {
 	assert_eq "remap kept" 1 "$(status_field r remapped)"
 	"$DMREMAP" remove r
 }
+
+# The background scrub through dmremap (DM_TARGET_MSG only, no dmsetup): the table's scrub_rate from create,
+# 'scrub rate', 'scrub start --wait' until a pass completes over a main whose dm-dust device fails two sectors
+# (each its own 512-byte unit), then 'scrub status --json' and the scrub fields of 'status'.
+test_dmremap_scrub_start_wait_and_status() {
+	local main spare len out json passes sector rc
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	without_dmsetup true || { fail "cannot hide dmsetup (unshare/mount in the guest)"; return; }
+	without_dmsetup "$DMREMAP" create r --main /dev/mapper/dust --spare "$spare" --scrub-rate 4096 \
+		--slow-threshold-ms 1000 || { fail "dmremap create with the scrub options"; return; }
+	json=$(without_dmsetup "$DMREMAP" scrub r status --json | tr -d ' \n')
+	assert_contains "scrub_rate from the table" '"rate_kib":4096' "$json"
+	assert_contains "slow_threshold_ms from the table" '"slow_threshold_ms":1000' "$json"
+	assert_contains "total" "\"total\":$len," "$json"
+	# Reads of these sectors fail until they are written.
+	dmsetup message dust 0 addbadblock 100 >/dev/null || fail "addbadblock 100"
+	dmsetup message dust 0 addbadblock 5000 >/dev/null || fail "addbadblock 5000"
+	out=$(without_dmsetup "$DMREMAP" scrub r rate 65536) || fail "dmremap scrub rate: $out"
+	assert_contains "scrub rate output" "rate 65536 KiB/s" "$out"
+	# 32 MiB at 64 MiB/s: half a second; the timeout only keeps a hung scrub from hanging the run.
+	out=$(without_dmsetup timeout 120 "$DMREMAP" scrub r start --wait 2>"$WORK/progress")
+	rc=$?
+	assert_eq "scrub start --wait: exit (stderr: $(cat "$WORK/progress"))" 0 "$rc"
+	assert_contains "scrub start --wait: output" "r: scrub pass " "$out"
+	assert_contains "scrub start --wait: findings" " complete: 2 unreadable units found" "$out"
+	# stderr is a file, not a terminal: plain progress lines, the last one the end of the pass.
+	assert_contains "progress lines" "scrub r: 100% of the device read (32.0 of 32.0 MiB)" "$(cat "$WORK/progress")"
+	out=$(without_dmsetup "$DMREMAP" scrub r stop) || fail "dmremap scrub stop: $out"
+	assert_contains "scrub stop output" "r: scrub stopped at sector " "$out"
+	json=$(without_dmsetup "$DMREMAP" scrub r status --json | tr -d ' \n')
+	passes=$(sed -n 's/.*"passes":\([0-9]*\).*/\1/p' <<<"$json")
+	[ "${passes:-0}" -ge 1 ] || fail "scrub status --json: passes should be >= 1: $json"
+	assert_contains "scrub status --json: found_pending" '"found_pending":2,' "$json"
+	assert_contains "scrub status --json: state" '"state":"stopped"' "$json"
+	assert_contains "scrub status --json: rate" '"rate_kib":65536' "$json"
+	assert_contains "scrub status --json: device" '"device":"r"' "$json"
+	# What the scrub found is pending in the target, as a failed read would have left it.
+	assert_eq "pending units" 2 "$(status_field r pending)"
+	assert_eq "pending entries" "100 pending - -
+5000 pending - -" "$(without_dmsetup "$DMREMAP" list r | tail -n +2 | tr -s ' ' | sed 's/ $//')"
+	# The status line's scrub keys, through 'dmremap status'.
+	sector=$(status_field r scrub_sector)
+	json=$(without_dmsetup "$DMREMAP" status r --json | tr -d ' \n')
+	assert_contains "status --json: scrub" '"scrub":"stopped"' "$json"
+	assert_contains "status --json: scrub_sector" "\"scrub_sector\":$sector," "$json"
+	assert_contains "status --json: scrub_percent" "\"scrub_percent\":$((sector * 100 / len))," "$json"
+	assert_contains "status --json: health" '"health":' "$json"
+	out=$(without_dmsetup "$DMREMAP" status r --prometheus)
+	assert_contains "prometheus: scrub_running" 'dmremap_scrub_running{device="r"} 0' "$out"
+	assert_contains "prometheus: scrub position" "dmremap_scrub_position_sectors{device=\"r\"} $sector" "$out"
+	assert_contains "human status: SCRUB column" "stopped $((sector * 100 / len))%" "$(without_dmsetup "$DMREMAP" status r)"
+	# A missing device: exit 1, one sentence.
+	out=$(without_dmsetup "$DMREMAP" scrub nope status 2>&1)
+	assert_eq "scrub of a missing device: exit" 1 "$?"
+	assert_eq "scrub of a missing device" "dmremap: there is no device-mapper device named 'nope'; see 'dmsetup ls'" "$out"
+	without_dmsetup "$DMREMAP" remove r || fail "dmremap remove"
+	dmsetup remove dust
+}

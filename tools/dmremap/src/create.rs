@@ -11,10 +11,57 @@ use crate::dm_ioctl::{Control, DmError, Target, CONTROL};
 use crate::error::CliError;
 use crate::identity::{self, Roots};
 use crate::image::SECTOR_BYTES;
+use crate::scrub::{MAX_RATE_KIB, MAX_SLOW_THRESHOLD_MS, MIN_RATE_KIB, MIN_SLOW_THRESHOLD_MS};
 use crate::status::TARGET;
 
 /// Largest `retries` the target accepts (`docs/status.md`).
 pub const MAX_RETRIES: u32 = 8;
+
+/// The table's tuning options; each is passed only when given (the target's defaults apply otherwise).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// `retries <n>`: extra attempts of a failed unit (0..=8; the target's default is 1).
+    pub retries: Option<u32>,
+    /// `scrub_rate <KiB/s>`: the background scrub's rate (1..=1048576; default 8192).
+    pub scrub_rate: Option<u32>,
+    /// `slow_threshold_ms <ms>`: a read slower than this counts as slow (1..=60000; default 1000).
+    pub slow_threshold_ms: Option<u32>,
+}
+
+impl Tuning {
+    /// The optional table arguments, in the order `retries`, `scrub_rate`, `slow_threshold_ms`; a value out
+    /// of the target's range is a usage error naming the command-line option.
+    pub fn words(&self) -> Result<Vec<String>, CliError> {
+        let options = [
+            ("retries", "--retries", self.retries, 0, MAX_RETRIES),
+            (
+                "scrub_rate",
+                "--scrub-rate",
+                self.scrub_rate,
+                MIN_RATE_KIB,
+                MAX_RATE_KIB,
+            ),
+            (
+                "slow_threshold_ms",
+                "--slow-threshold-ms",
+                self.slow_threshold_ms,
+                MIN_SLOW_THRESHOLD_MS,
+                MAX_SLOW_THRESHOLD_MS,
+            ),
+        ];
+        let mut words = Vec::new();
+        for (key, flag, value, min, max) in options {
+            let Some(n) = value else { continue };
+            if !(min..=max).contains(&n) {
+                return Err(CliError::usage(format!(
+                    "{flag} {n} is out of range: the target accepts {min} to {max}"
+                )));
+            }
+            words.extend([key.to_owned(), n.to_string()]);
+        }
+        Ok(words)
+    }
+}
 
 /// A block device given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,13 +101,14 @@ pub fn block_device(role: &str, path: &str) -> Result<BlockDevice, CliError> {
     })
 }
 
-/// The table line `0 <sectors> dm-remap-v4 <main> <spare> [<#opt_args> [retries <n>] [spare <dev>]...
-/// [main_id <id>]]`: the first spare is the table's spare, the others are passed as `spare <dev>`.
+/// The table line `0 <sectors> dm-remap-v4 <main> <spare> [<#opt_args> [retries <n>] [scrub_rate <KiB/s>]
+/// [slow_threshold_ms <ms>] [spare <dev>]... [main_id <id>]]`: the first spare is the table's spare, the
+/// others are passed as `spare <dev>`.
 pub fn table_line(
     sectors: u64,
     main: &str,
     spares: &[&str],
-    retries: Option<u32>,
+    tuning: Tuning,
     main_id: Option<&str>,
 ) -> Result<String, CliError> {
     let roles = std::iter::once(("main", main)).chain(spares.iter().map(|s| ("spare", *s)));
@@ -80,15 +128,7 @@ pub fn table_line(
     let Some((first, rest)) = spares.split_first() else {
         return Err(CliError::usage("give the spare device with --spare <dev>"));
     };
-    let mut opts: Vec<String> = Vec::new();
-    if let Some(n) = retries {
-        if n > MAX_RETRIES {
-            return Err(CliError::usage(format!(
-                "--retries {n} is out of range: the target accepts 0 to {MAX_RETRIES}"
-            )));
-        }
-        opts.extend(["retries".to_owned(), n.to_string()]);
-    }
+    let mut opts = tuning.words()?;
     for s in rest {
         opts.extend(["spare".to_owned(), (*s).to_owned()]);
     }
@@ -103,7 +143,7 @@ pub fn table_line(
 
 /// Checks the command line's devices and returns the table line for them, with the main device's
 /// identifier (`main_id`, see [`crate::identity`]) when it has one, so that the spare records it.
-pub fn plan(main: &str, spares: &[String], retries: Option<u32>) -> Result<String, CliError> {
+pub fn plan(main: &str, spares: &[String], tuning: Tuning) -> Result<String, CliError> {
     if spares.is_empty() {
         return Err(CliError::usage("give the spare device with --spare <dev>"));
     }
@@ -122,7 +162,7 @@ pub fn plan(main: &str, spares: &[String], retries: Option<u32>) -> Result<Strin
         .ok()
         .and_then(|d| d.main_id);
     let spares: Vec<&str> = spares.iter().map(String::as_str).collect();
-    table_line(m.sectors, &m.path, &spares, retries, main_id.as_deref())
+    table_line(m.sectors, &m.path, &spares, tuning, main_id.as_deref())
 }
 
 /// The user's error for a failed device-mapper request about device `name`.
@@ -183,47 +223,144 @@ pub fn remove(name: &str) -> Result<(), CliError> {
 mod tests {
     use super::*;
 
+    fn retries(n: u32) -> Tuning {
+        Tuning {
+            retries: Some(n),
+            ..Tuning::default()
+        }
+    }
+
     #[test]
     fn table_line_with_and_without_options() {
         assert_eq!(
-            table_line(65536, "/dev/sdb", &["/dev/sdc"], None, None).unwrap(),
+            table_line(65536, "/dev/sdb", &["/dev/sdc"], Tuning::default(), None).unwrap(),
             "0 65536 dm-remap-v4 /dev/sdb /dev/sdc"
         );
         assert_eq!(
-            table_line(65536, "/dev/sdb", &["/dev/sdc"], Some(3), None).unwrap(),
+            table_line(65536, "/dev/sdb", &["/dev/sdc"], retries(3), None).unwrap(),
             "0 65536 dm-remap-v4 /dev/sdb /dev/sdc 2 retries 3"
         );
         assert_eq!(
-            table_line(8, "/dev/a", &["/dev/b"], Some(0), None).unwrap(),
+            table_line(8, "/dev/a", &["/dev/b"], retries(0), None).unwrap(),
             "0 8 dm-remap-v4 /dev/a /dev/b 2 retries 0"
         );
         assert_eq!(
-            table_line(8, "/dev/a", &["/dev/b", "/dev/c", "/dev/d"], Some(1), Some("loop:/x/a.img"))
+            table_line(8, "/dev/a", &["/dev/b", "/dev/c", "/dev/d"], retries(1), Some("loop:/x/a.img"))
                 .unwrap(),
             "0 8 dm-remap-v4 /dev/a /dev/b 8 retries 1 spare /dev/c spare /dev/d main_id loop:/x/a.img"
         );
         // An identifier the target would refuse is not passed.
         assert_eq!(
-            table_line(8, "/dev/a", &["/dev/b"], None, Some("has space")).unwrap(),
+            table_line(
+                8,
+                "/dev/a",
+                &["/dev/b"],
+                Tuning::default(),
+                Some("has space")
+            )
+            .unwrap(),
             "0 8 dm-remap-v4 /dev/a /dev/b"
         );
     }
 
     #[test]
+    fn table_line_with_scrub_options() {
+        let scrub = Tuning {
+            scrub_rate: Some(65536),
+            ..Tuning::default()
+        };
+        assert_eq!(
+            table_line(8, "/dev/a", &["/dev/b"], scrub, None).unwrap(),
+            "0 8 dm-remap-v4 /dev/a /dev/b 2 scrub_rate 65536"
+        );
+        let slow = Tuning {
+            slow_threshold_ms: Some(250),
+            ..Tuning::default()
+        };
+        assert_eq!(
+            table_line(8, "/dev/a", &["/dev/b"], slow, None).unwrap(),
+            "0 8 dm-remap-v4 /dev/a /dev/b 2 slow_threshold_ms 250"
+        );
+        let all = Tuning {
+            retries: Some(2),
+            scrub_rate: Some(1),
+            slow_threshold_ms: Some(60000),
+        };
+        assert_eq!(
+            table_line(8, "/dev/a", &["/dev/b", "/dev/c"], all, Some("loop:/x/a.img")).unwrap(),
+            "0 8 dm-remap-v4 /dev/a /dev/b 10 retries 2 scrub_rate 1 slow_threshold_ms 60000 spare /dev/c \
+             main_id loop:/x/a.img"
+        );
+        let top = Tuning {
+            scrub_rate: Some(1_048_576),
+            slow_threshold_ms: Some(1),
+            ..Tuning::default()
+        };
+        assert_eq!(
+            top.words().unwrap(),
+            ["scrub_rate", "1048576", "slow_threshold_ms", "1"]
+        );
+        assert_eq!(Tuning::default().words().unwrap(), Vec::<String>::new());
+        let bad = |t: Tuning| table_line(8, "/dev/a", &["/dev/b"], t, None).unwrap_err();
+        let e = bad(Tuning {
+            scrub_rate: Some(0),
+            ..Tuning::default()
+        });
+        assert_eq!(e.code, 2);
+        assert_eq!(
+            e.message,
+            "--scrub-rate 0 is out of range: the target accepts 1 to 1048576"
+        );
+        let e = bad(Tuning {
+            scrub_rate: Some(1_048_577),
+            ..Tuning::default()
+        });
+        assert_eq!(e.code, 2);
+        let e = bad(Tuning {
+            slow_threshold_ms: Some(60001),
+            ..Tuning::default()
+        });
+        assert_eq!(
+            e.message,
+            "--slow-threshold-ms 60001 is out of range: the target accepts 1 to 60000"
+        );
+        let e = bad(Tuning {
+            slow_threshold_ms: Some(0),
+            ..Tuning::default()
+        });
+        assert_eq!(e.code, 2);
+    }
+
+    #[test]
     fn table_line_refusals() {
         assert_eq!(
-            table_line(8, "/dev/a", &["/dev/b"], Some(9), None)
+            table_line(8, "/dev/a", &["/dev/b"], retries(9), None)
+                .unwrap_err()
+                .message,
+            "--retries 9 is out of range: the target accepts 0 to 8"
+        );
+        assert_eq!(
+            table_line(8, "/dev/a", &["/dev/b"], retries(9), None)
                 .unwrap_err()
                 .code,
             2
         );
-        assert!(table_line(8, "/dev/my disk", &["/dev/b"], None, None)
-            .unwrap_err()
-            .message
-            .contains("white space"));
-        assert!(table_line(8, "/dev/a", &["/dev/b", "/dev/c d"], None, None).is_err());
-        assert!(table_line(0, "/dev/a", &["/dev/b"], None, None).is_err());
-        assert!(table_line(8, "/dev/a", &[], None, None).is_err());
+        assert!(
+            table_line(8, "/dev/my disk", &["/dev/b"], Tuning::default(), None)
+                .unwrap_err()
+                .message
+                .contains("white space")
+        );
+        assert!(table_line(
+            8,
+            "/dev/a",
+            &["/dev/b", "/dev/c d"],
+            Tuning::default(),
+            None
+        )
+        .is_err());
+        assert!(table_line(0, "/dev/a", &["/dev/b"], Tuning::default(), None).is_err());
+        assert!(table_line(8, "/dev/a", &[], Tuning::default(), None).is_err());
     }
 
     #[test]
@@ -236,7 +373,7 @@ mod tests {
         let e = block_device("spare", "/dev/null").unwrap_err();
         assert_eq!(e.code, 2);
         assert!(e.message.contains("/dev/null is not a block device"));
-        assert_eq!(plan("/dev/a", &[], None).unwrap_err().code, 2);
+        assert_eq!(plan("/dev/a", &[], Tuning::default()).unwrap_err().code, 2);
     }
 
     #[test]

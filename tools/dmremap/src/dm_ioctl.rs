@@ -504,13 +504,16 @@ pub const MESSAGE_ROOM: usize = 16 * 1024;
 /// The most room asked for: `list` of about a million entries.
 pub const MESSAGE_ROOM_MAX: usize = 64 * 1024 * 1024;
 
-/// Whether a message may be sent again when its answer did not fit: `list`, `help`, `stats` and `spares`
-/// only read; `remap`, `unremap` and the others change the device, and were carried out by the first send.
+/// Whether a message may be sent again when its answer did not fit: `list`, `help`, `stats`, `spares` and
+/// `scrub status` only read; `remap`, `unremap`, the other `scrub` messages and the others change the
+/// device, and were carried out by the first send.
 pub fn repeatable(message: &str) -> bool {
-    matches!(
-        message.split_whitespace().next(),
-        Some("list" | "help" | "stats" | "spares")
-    )
+    let mut words = message.split_whitespace();
+    match words.next() {
+        Some("list" | "help" | "stats" | "spares") => true,
+        Some("scrub") => words.next() == Some("status"),
+        _ => false,
+    }
 }
 
 /// Sends a message through `send` (given the room for the answer) and returns the answer: while it does not
@@ -1120,6 +1123,8 @@ mod tests {
         assert!(e.detail.contains("it is not sent again"), "{}", e.detail);
         assert!(repeatable("  list 5") && repeatable("spares") && !repeatable("unremap 3"));
         assert!(!repeatable("clear_pending 1") && !repeatable("clear_stats"));
+        assert!(repeatable("scrub status") && !repeatable("scrub start") && !repeatable("scrub"));
+        assert!(!repeatable("scrub rate 8192") && !repeatable("scrub stop"));
     }
 
     #[test]

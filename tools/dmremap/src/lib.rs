@@ -17,5 +17,6 @@ pub mod inspect;
 pub mod list;
 pub mod progress;
 pub mod scan;
+pub mod scrub;
 pub mod status;
 pub mod tabular;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+use std::time::Duration;
 
 use dm_remap_v4_reassembly::DEFAULT_THRESHOLD;
 use dmremap::assemble;
@@ -21,13 +22,17 @@ use dmremap::inspect;
 use dmremap::list;
 use dmremap::progress::{Meter, MeteredIo, Style, AUTO_MIN_BYTES};
 use dmremap::scan::{self, Decision};
+use dmremap::scrub::{
+    self, Action, ScrubStatus, MAX_RATE_KIB, MAX_SLOW_THRESHOLD_MS, MIN_RATE_KIB,
+};
 use dmremap::status;
 
 const EXIT_CODES: &str = "\
 Exit codes (every subcommand but check):
   0  success
   1  the kernel or the target refused or failed the operation (the reason is printed, and for the target
-     also in the kernel log); for inspect: the metadata does not load
+     also in the kernel log); for inspect: the metadata does not load; for scrub start --wait: the scrub
+     stopped before completing a pass
   2  usage error (bad arguments)
   3  I/O or environment problem: a device cannot be opened or read, device-mapper or the module is
      missing, not root
@@ -88,9 +93,10 @@ enum Command {
     },
     /// Show the status of one dm-remap-v4 device, or of all of them.
     ///
-    /// Reads the status lines (DM_TABLE_STATUS, as 'dmsetup status') and shows, per device: state,
-    /// remapped and pending units, spare units left, read/write/device errors and metadata health. Keys the
-    /// kernel adds later are kept (JSON "other").
+    /// Reads the status lines (DM_TABLE_STATUS, as 'dmsetup status') and shows, per device: state, health
+    /// score, the background scrub (state and percent of its pass), remapped and pending units, spare units
+    /// left, read/write/device errors and metadata health. Keys the kernel adds later are kept (JSON
+    /// "other"); keys an older module lacks show as '-' (JSON null, no Prometheus sample).
     #[command(after_help = EXIT_CODES)]
     Status {
         /// Device-mapper name; all dm-remap-v4 devices when absent.
@@ -143,7 +149,8 @@ enum Command {
     ///
     /// Checks they are distinct block devices, loads the dm-remap-v4 module if the target type is missing,
     /// and creates (through the device-mapper ioctls) the table '0 <main sectors> dm-remap-v4 <main>
-    /// <spare> [<#opt_args> [retries N] [spare <dev>]... [main_id <id>]]'. main_id is the main device's
+    /// <spare> [<#opt_args> [retries N] [scrub_rate KiB/s] [slow_threshold_ms MS] [spare <dev>]... [main_id
+    /// <id>]]', each option only when given. main_id is the main device's
     /// stable identifier (WWN, serial, loop backing file, ...; see docs/dmremap.md), recorded when a blank
     /// spare is formatted, so that 'dmremap scan' finds the right main after a reboot. A blank spare is
     /// formatted by the kernel; one holding another setup's metadata is refused.
@@ -160,6 +167,30 @@ enum Command {
         /// Extra attempts of a failed unit before it counts as bad (0 to 8; the target's default is 1).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=8))]
         retries: Option<u32>,
+        /// Rate of the background scrub in KiB/s (1 to 1048576; the target's default is 8192): table
+        /// option scrub_rate.
+        #[arg(long, value_name = "KiB/s",
+            value_parser = clap::value_parser!(u32).range(i64::from(MIN_RATE_KIB)..=i64::from(MAX_RATE_KIB)))]
+        scrub_rate: Option<u32>,
+        /// A read slower than this many milliseconds counts as slow (1 to 60000; the target's default is
+        /// 1000): table option slow_threshold_ms.
+        #[arg(long, value_name = "MS",
+            value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SLOW_THRESHOLD_MS)))]
+        slow_threshold_ms: Option<u32>,
+    },
+    /// Start, stop, pace or show the target's background scrub of the main device.
+    ///
+    /// The scrub reads the whole main device in the background at a bounded rate: a unit it cannot read
+    /// becomes pending (its next write moves it to the spare), a unit that keeps reading slowly is relocated.
+    /// Its position, passes and findings are kept in the spare's metadata, so 'start' resumes where it
+    /// stopped. Sends 'scrub start|stop|rate <KiB/s>|status' to the target (DM_TARGET_MSG, as 'dmsetup
+    /// message <name> 0 scrub ...'). start, stop and rate print the scrub's state afterwards in one line.
+    #[command(after_help = SCRUB_EXIT_CODES)]
+    Scrub {
+        /// Device-mapper name.
+        name: String,
+        #[command(subcommand)]
+        action: ScrubCommand,
     },
     /// Remove a dm-remap-v4 device (the remaps stay on the spare).
     #[command(after_help = EXIT_CODES)]
@@ -214,6 +245,56 @@ enum Command {
         /// Look only at these block devices (default: every block device); repeatable.
         #[arg(long = "device", value_name = "DEV")]
         devices: Vec<PathBuf>,
+    },
+}
+
+const SCRUB_EXIT_CODES: &str = "\
+Exit codes:
+  0  success; for start --wait: a pass completed
+  1  the kernel or the target refused or failed the operation (no such device, not a dm-remap-v4 device,
+     a module without the scrub, message refused: the reason is in the kernel log); for start --wait: the
+     scrub stopped before completing a pass
+  2  usage error (bad arguments, a rate out of 1..=1048576)
+  3  I/O or environment problem: device-mapper or the module is missing, not root
+
+With --wait, Ctrl-C ends the wait and leaves the scrub running ('dmremap scrub <name> stop' stops it).";
+
+#[derive(Debug, Subcommand)]
+enum ScrubCommand {
+    /// Start the scrub, from where it last stopped.
+    ///
+    /// With --wait, follows it until a pass over the whole device completes (a progress bar on a terminal,
+    /// else a line per 10% on standard error), then prints the scrub's state; exits 1 if the scrub stops
+    /// before that. Ctrl-C ends the wait and leaves the scrub running.
+    #[command(after_help = SCRUB_EXIT_CODES)]
+    Start {
+        /// Wait until a pass completes, showing the progress.
+        #[arg(long)]
+        wait: bool,
+        /// Print the scrub's status as one JSON object (as 'scrub <name> status --json') once started
+        /// (with --wait: once the pass completed).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the scrub; its position is kept, and 'start' resumes from it.
+    #[command(after_help = SCRUB_EXIT_CODES)]
+    Stop,
+    /// Show the scrub: state, how far the pass is, passes completed, unreadable units found, units
+    /// relocated for slowness, rate.
+    #[command(after_help = SCRUB_EXIT_CODES)]
+    Status {
+        /// Print one JSON object: device, state, position, total, percent, passes, scanned_bytes,
+        /// found_pending, relocated, rate_kib, slow_threshold_ms.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the scrub's rate in KiB/s (1 to 1048576), running or not.
+    #[command(after_help = SCRUB_EXIT_CODES)]
+    Rate {
+        /// KiB per second.
+        #[arg(value_name = "KiB/s",
+            value_parser = clap::value_parser!(u32).range(i64::from(MIN_RATE_KIB)..=i64::from(MAX_RATE_KIB)))]
+        kib: u32,
     },
 }
 
@@ -376,13 +457,21 @@ fn run(command: Command) -> Result<u8, CliError> {
             line(&out)?;
             Ok(exit::OK)
         }
+        Command::Scrub { name, action } => run_scrub(&name, action),
         Command::Create {
             name,
             main,
             spare,
             retries,
+            scrub_rate,
+            slow_threshold_ms,
         } => {
-            let table = create::plan(&main, &spare, retries)?;
+            let tuning = create::Tuning {
+                retries,
+                scrub_rate,
+                slow_threshold_ms,
+            };
+            let table = create::plan(&main, &spare, tuning)?;
             create::create(&name, &table)?;
             line(&format!("created /dev/mapper/{name}: {table}"))?;
             Ok(exit::OK)
@@ -421,6 +510,84 @@ fn run(command: Command) -> Result<u8, CliError> {
             &devices,
         ),
     }
+}
+
+/// Prints a scrub status as JSON or as the one summary line.
+fn scrub_outcome(name: &str, s: &ScrubStatus, json: bool) -> Result<(), CliError> {
+    if json {
+        line(&scrub::render_json(name, s).map_err(|e| json_error(&e))?)
+    } else {
+        line(&scrub::summary(name, s))
+    }
+}
+
+/// `dmremap scrub <name> ...`.
+fn run_scrub(name: &str, action: ScrubCommand) -> Result<u8, CliError> {
+    let mut c = device::open(name)?;
+    match action {
+        ScrubCommand::Status { json } => {
+            device::check_is_remap(&mut c, name)?;
+            let s = scrub::status(&mut c, name)?;
+            if json {
+                line(&scrub::render_json(name, &s).map_err(|e| json_error(&e))?)?;
+            } else {
+                emit(&scrub::render_human(name, &s))?;
+            }
+        }
+        ScrubCommand::Start { wait: false, json } => {
+            scrub_outcome(name, &scrub::act(&mut c, name, Action::Start)?, json)?;
+        }
+        ScrubCommand::Start { wait: true, json } => {
+            let stderr = io::stderr();
+            let style = if stderr.is_terminal() {
+                Style::Bar
+            } else {
+                Style::Lines
+            };
+            let mut meter =
+                Meter::new(format!("scrub {name}"), style, 0).subject("the device", true);
+            let mut err = stderr.lock();
+            let mut passes_before: Option<u64> = None;
+            let mut show = |text: Option<String>| {
+                if let Some(t) = text {
+                    let _ = err.write_all(t.as_bytes());
+                    let _ = err.flush();
+                }
+            };
+            let result = scrub::start_and_wait(
+                &mut c,
+                name,
+                || std::thread::sleep(Duration::from_millis(scrub::POLL_MS)),
+                |s| {
+                    // Once the pass is complete the position starts again from 0: show the end of the pass.
+                    let base = *passes_before.get_or_insert(s.passes);
+                    let at = if s.passes > base { s.total } else { s.position };
+                    show(meter.set_total(scrub::sectors_to_bytes(s.total)));
+                    show(meter.set_done(scrub::sectors_to_bytes(at)));
+                },
+            );
+            show(meter.end());
+            drop(err);
+            let s = result?;
+            if json {
+                scrub_outcome(name, &s, true)?;
+            } else {
+                line(&format!(
+                    "{name}: scrub pass {} complete: {} unreadable unit{} found, {} relocated for slowness so \
+                     far",
+                    s.passes,
+                    s.found_pending,
+                    if s.found_pending == 1 { "" } else { "s" },
+                    s.relocated
+                ))?;
+            }
+        }
+        ScrubCommand::Stop => scrub_outcome(name, &scrub::act(&mut c, name, Action::Stop)?, false)?,
+        ScrubCommand::Rate { kib } => {
+            scrub_outcome(name, &scrub::act(&mut c, name, Action::Rate(kib))?, false)?;
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// The status of one dm-remap-v4 device or of all, through the device-mapper ioctls.

@@ -1,4 +1,5 @@
-//! Progress of `dmremap check` on a large spare: how much of the metadata region has been read.
+//! Progress of `dmremap check` on a large spare (how much of the metadata region has been read), and of
+//! `dmremap scrub --wait` (how far the scrub's pass over the main device is).
 //!
 //! The amount the load reads is known only once the superblock is: the superblock copies, the checkpoint
 //! blocks of its `checkpoint_entries`, and the journal, which the load scans up to its last valid block (at
@@ -41,6 +42,10 @@ pub struct Meter {
     done: u64,
     /// The last step printed: a percentage (bar) or a multiple of 10 (lines).
     shown: Option<u64>,
+    /// What is read, in the plain lines (`the metadata`, `the device`).
+    subject: String,
+    /// Whether the total is exact (`of 32.0 MiB`) or an upper bound (`of at most 32.0 MiB`).
+    exact: bool,
 }
 
 /// `n` bytes in MiB with one decimal, integer arithmetic only.
@@ -59,7 +64,25 @@ impl Meter {
             total: None,
             done: 0,
             shown: None,
+            subject: "the metadata".into(),
+            exact: false,
         }
+    }
+
+    /// Names what is read in the plain lines (default `the metadata`), and whether the total is exact
+    /// rather than an upper bound (default: an upper bound, `of at most`).
+    #[must_use]
+    pub fn subject(mut self, subject: impl Into<String>, exact: bool) -> Self {
+        self.subject = subject.into();
+        self.exact = exact;
+        self
+    }
+
+    /// Sets the amount done so far to `done` bytes (a position rather than a count of reads). Returns
+    /// what to print.
+    pub fn set_done(&mut self, done: u64) -> Option<String> {
+        self.done = done;
+        self.update()
     }
 
     /// Sets the total; the first call wins. Returns what to print.
@@ -118,9 +141,11 @@ impl Meter {
                 )
             }
             Style::Lines => format!(
-                "{}: {step}% of the metadata read ({} of at most {} MiB)\n",
+                "{}: {step}% of {} read ({} of {}{} MiB)\n",
                 self.label,
+                self.subject,
                 mib(self.done),
+                if self.exact { "" } else { "at most " },
                 mib(total)
             ),
         })
@@ -137,6 +162,12 @@ impl Meter {
             self.label,
             mib(self.done)
         ))
+    }
+
+    /// Ends the display without a summary: the newline that ends a bar, nothing for plain lines (or when
+    /// nothing was shown). For a display whose caller prints its own conclusion.
+    pub fn end(&self) -> Option<String> {
+        (self.active() && self.style == Style::Bar && self.shown.is_some()).then(|| "\n".to_owned())
     }
 }
 
@@ -277,6 +308,39 @@ mod tests {
         assert_eq!(m.finish(), None);
         let mut m = Meter::new("check img", Style::Lines, AUTO_MIN_BYTES);
         assert!(m.set_total(AUTO_MIN_BYTES).is_some());
+    }
+
+    #[test]
+    fn a_position_with_an_exact_total_and_a_plain_end() {
+        let mut m = Meter::new("scrub r0", Style::Lines, 0).subject("the device", true);
+        assert_eq!(
+            m.set_total(32 * MIB).as_deref(),
+            Some("scrub r0: 0% of the device read (0.0 of 32.0 MiB)\n")
+        );
+        assert_eq!(
+            m.set_done(16 * MIB).as_deref(),
+            Some("scrub r0: 50% of the device read (16.0 of 32.0 MiB)\n")
+        );
+        assert_eq!(m.set_done(17 * MIB), None, "53%: still the 50% step");
+        assert_eq!(m.end(), None, "plain lines need no ending");
+        let mut b = Meter::new("scrub r0", Style::Bar, 0).subject("the device", true);
+        assert_eq!(b.end(), None, "nothing shown yet");
+        assert_eq!(
+            b.set_total(4 * MIB).as_deref(),
+            Some(format!("\rscrub r0: [{}]   0% 0.0/4.0 MiB", " ".repeat(30)).as_str())
+        );
+        assert_eq!(
+            b.set_done(MIB).as_deref(),
+            Some(
+                format!(
+                    "\rscrub r0: [{}{}]  25% 1.0/4.0 MiB",
+                    "#".repeat(7),
+                    " ".repeat(23)
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(b.end().as_deref(), Some("\n"));
     }
 
     #[test]

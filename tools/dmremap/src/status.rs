@@ -62,6 +62,12 @@ pub struct DeviceStatus {
     pub write_errors: Option<u64>,
     /// Errors the devices below returned, recovered or not.
     pub device_errors: Option<u64>,
+    /// The background scrub: `running` or `stopped` (`null` from a module without the scrub).
+    pub scrub: Option<String>,
+    /// Next sector the scrub reads, relative to the target's start.
+    pub scrub_sector: Option<u64>,
+    /// `scrub_sector * 100 / length`, rounded down, at most 100 (integer arithmetic).
+    pub scrub_percent: Option<u64>,
     /// Tokens this version does not know, as they were (a known key with a malformed value lands here too).
     pub other: BTreeMap<String, String>,
 }
@@ -78,6 +84,11 @@ impl DeviceStatus {
                 self.metadata = Some(value.to_owned());
                 return;
             }
+            "scrub" => {
+                self.scrub = Some(value.to_owned());
+                return;
+            }
+            "scrub_sector" => &mut self.scrub_sector,
             "health" => &mut self.health,
             "spares" => &mut self.spares,
             "remapped" => &mut self.remapped,
@@ -115,6 +126,9 @@ impl DeviceStatus {
                 .saturating_mul(100)
                 .checked_div(u128::from(total))
                 .and_then(|p| u64::try_from(p).ok());
+        }
+        if let Some(sector) = self.scrub_sector {
+            self.scrub_percent = Some(crate::scrub::percent(sector, self.length));
         }
     }
 }
@@ -230,10 +244,16 @@ pub fn render_human(devices: &[DeviceStatus]) -> String {
             } else {
                 format!("{}@{}", d.device, d.start)
             };
+            let scrub = match (&d.scrub, d.scrub_percent) {
+                (Some(s), Some(p)) => format!("{s} {p}%"),
+                (Some(s), None) => s.clone(),
+                (None, _) => "-".into(),
+            };
             vec![
                 name,
                 opt_str(d.state.as_ref()),
                 opt(d.health),
+                scrub,
                 opt(d.remapped),
                 opt(d.pending),
                 left,
@@ -249,6 +269,7 @@ pub fn render_human(devices: &[DeviceStatus]) -> String {
             "DEVICE",
             "STATE",
             "HEALTH",
+            "SCRUB",
             "REMAPPED",
             "PENDING",
             "SPARE_LEFT",
@@ -341,6 +362,24 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "Health score, 0 (failing) to 100 (no sign of trouble).",
         value: |d| d.health,
+    },
+    Family {
+        name: "dmremap_scrub_running",
+        kind: "gauge",
+        help: "1 while the background scrub runs, 0 when it is stopped.",
+        value: |d| d.scrub.as_deref().map(|s| u64::from(s == "running")),
+    },
+    Family {
+        name: "dmremap_scrub_position_sectors",
+        kind: "gauge",
+        help: "Next sector the scrub reads, relative to the start of the target.",
+        value: |d| d.scrub_sector,
+    },
+    Family {
+        name: "dmremap_size_sectors",
+        kind: "gauge",
+        help: "Length of the target in sectors.",
+        value: |d| Some(d.length),
     },
     Family {
         name: "dmremap_spares",
@@ -478,8 +517,47 @@ mod tests {
         spare_total=24576 metadata=ok metadata_repaired=0 metadata_version=1 reads=10 writes=20 flushes=1 \
         discards=0 read_errors=1 write_errors=0 device_errors=5 state=ok spares=1 health=90";
 
+    /// The same line from a module without the scrub keys.
     fn sample() -> DeviceStatus {
         parse_line("r0", LINE).unwrap()
+    }
+
+    /// The line of a module with the scrub: `scrub=` and `scrub_sector=` at the end.
+    fn current() -> DeviceStatus {
+        parse_line("r0", &format!("{LINE} scrub=running scrub_sector=24576")).unwrap()
+    }
+
+    #[test]
+    fn parses_the_scrub_keys_and_their_percentage() {
+        let d = current();
+        assert_eq!(d.scrub.as_deref(), Some("running"));
+        assert_eq!((d.scrub_sector, d.scrub_percent), (Some(24576), Some(37)));
+        assert!(d.other.is_empty(), "unparsed: {:?}", d.other);
+        // Everything else as without them.
+        assert_eq!(
+            DeviceStatus {
+                scrub: None,
+                scrub_sector: None,
+                scrub_percent: None,
+                ..d
+            },
+            sample()
+        );
+        let old = sample();
+        assert_eq!(
+            (old.scrub, old.scrub_sector, old.scrub_percent),
+            (None, None, None)
+        );
+        let d = parse_line("r", "0 8 dm-remap-v4 scrub=stopped scrub_sector=8").unwrap();
+        assert_eq!(
+            (d.scrub.as_deref(), d.scrub_percent),
+            (Some("stopped"), Some(100))
+        );
+        let d = parse_line("r", "0 0 dm-remap-v4 scrub=stopped scrub_sector=0").unwrap();
+        assert_eq!(d.scrub_percent, Some(0));
+        let d = parse_line("r", "0 8 dm-remap-v4 scrub=running scrub_sector=x").unwrap();
+        assert_eq!((d.scrub_sector, d.scrub_percent), (None, None));
+        assert_eq!(d.other.get("scrub_sector").map(String::as_str), Some("x"));
     }
 
     #[test]
@@ -566,7 +644,7 @@ mod tests {
         let text = render_human(&[sample()]);
         let mut lines = text.lines();
         let header = lines.next().unwrap();
-        assert!(header.starts_with("DEVICE  STATE  HEALTH  REMAPPED  PENDING  SPARE_LEFT"));
+        assert!(header.starts_with("DEVICE  STATE  HEALTH  SCRUB  REMAPPED  PENDING  SPARE_LEFT"));
         let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
         assert_eq!(
             row,
@@ -574,6 +652,7 @@ mod tests {
                 "r0",
                 "ok",
                 "90",
+                "-",
                 "3",
                 "1",
                 "24572/24576",
@@ -584,11 +663,28 @@ mod tests {
                 "ok"
             ]
         );
-        // The example of docs/dmremap.md.
+        // A module without the scrub: '-'.
         assert_eq!(
             text,
-            "DEVICE  STATE  HEALTH  REMAPPED  PENDING  SPARE_LEFT         READ_ERR  WRITE_ERR  DEV_ERR  METADATA\n\
-             r0      ok     90      3         1        24572/24576 (99%)  1         0          5        ok\n"
+            "DEVICE  STATE  HEALTH  SCRUB  REMAPPED  PENDING  SPARE_LEFT         READ_ERR  WRITE_ERR  DEV_ERR  \
+             METADATA\n\
+             r0      ok     90      -      3         1        24572/24576 (99%)  1         0          5        \
+             ok\n"
+        );
+        // The example of docs/dmremap.md.
+        let stopped = parse_line(
+            "r1",
+            "0 65536 dm-remap-v4 state=ok health=100 scrub=stopped scrub_sector=0",
+        )
+        .unwrap();
+        assert_eq!(
+            render_human(&[current(), stopped]),
+            "DEVICE  STATE  HEALTH  SCRUB        REMAPPED  PENDING  SPARE_LEFT         READ_ERR  WRITE_ERR  \
+             DEV_ERR  METADATA\n\
+             r0      ok     90      running 37%  3         1        24572/24576 (99%)  1         0          \
+             5        ok\n\
+             r1      ok     100     stopped 0%   -         -        -                  -         -          \
+             -        -\n"
         );
         assert_eq!(render_human(&[]), "no dm-remap-v4 devices\n");
     }
@@ -606,6 +702,19 @@ mod tests {
         assert_eq!(one["device_errors"], 5);
         assert_eq!(one["metadata"], "ok");
         assert!(one["other"].as_object().unwrap().is_empty());
+        // A module without the scrub: null.
+        assert!(
+            one["scrub"].is_null()
+                && one["scrub_sector"].is_null()
+                && one["scrub_percent"].is_null()
+        );
+        let now: serde_json::Value =
+            serde_json::from_str(&render_json(&[current()], true).unwrap()).unwrap();
+        assert_eq!(now["scrub"], "running");
+        assert_eq!(now["scrub_sector"], 24576);
+        assert_eq!(now["scrub_percent"], 37);
+        assert_eq!(now["health"], 90);
+        assert_eq!(now["length"], 65536);
         let all: serde_json::Value =
             serde_json::from_str(&render_json(&[sample(), sample()], false).unwrap()).unwrap();
         assert_eq!(all.as_array().unwrap().len(), 2);
@@ -669,6 +778,38 @@ mod tests {
         assert!(text.contains("# TYPE dmremap_device_errors_total counter\n"));
         assert!(text.contains("dmremap_device_errors_total{device=\"r0\"} 5\n"));
         assert!(text.contains("dmremap_reads_total{device=\"r0\"} 10\n"));
+        assert!(text.contains("dmremap_size_sectors{device=\"r0\"} 65536\n"));
+        // A module without the scrub: the families, no samples.
+        assert!(text.contains("# TYPE dmremap_scrub_running gauge\n"));
+        assert!(!text.contains("dmremap_scrub_running{"));
+        assert!(!text.contains("dmremap_scrub_position_sectors{"));
+    }
+
+    #[test]
+    fn prometheus_scrub_gauges() {
+        let stopped = parse_line("r1", "0 8 dm-remap-v4 scrub=stopped scrub_sector=4").unwrap();
+        let text = render_prometheus(&[current(), stopped]);
+        assert_well_formed(&text);
+        let scrub: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("dmremap_scrub_") || l.contains(" dmremap_scrub_"))
+            .collect();
+        assert_eq!(
+            scrub,
+            [
+                "# HELP dmremap_scrub_running 1 while the background scrub runs, 0 when it is stopped.",
+                "# TYPE dmremap_scrub_running gauge",
+                "dmremap_scrub_running{device=\"r0\"} 1",
+                "dmremap_scrub_running{device=\"r1\"} 0",
+                "# HELP dmremap_scrub_position_sectors Next sector the scrub reads, relative to the start of the \
+                 target.",
+                "# TYPE dmremap_scrub_position_sectors gauge",
+                "dmremap_scrub_position_sectors{device=\"r0\"} 24576",
+                "dmremap_scrub_position_sectors{device=\"r1\"} 4",
+            ]
+        );
+        assert!(text.contains("dmremap_health{device=\"r0\"} 90\n"));
+        assert!(text.contains("dmremap_size_sectors{device=\"r1\"} 8\n"));
     }
 
     #[test]

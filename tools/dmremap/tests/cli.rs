@@ -250,6 +250,65 @@ fn scan_and_assemble_usage_errors() {
 }
 
 #[test]
+fn scrub_and_create_option_usage_errors() {
+    // No action, an unknown action, a rate out of 1..=1048576 or not a number, --wait on another action.
+    assert_eq!(run(&["scrub", "r0"]).0, 2);
+    assert_eq!(run(&["scrub", "r0", "pause"]).0, 2);
+    assert_eq!(run(&["scrub", "r0", "rate"]).0, 2);
+    let (code, _, err) = run(&["scrub", "r0", "rate", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("0 is not in 1..=1048576"), "{err}");
+    assert_eq!(run(&["scrub", "r0", "rate", "1048577"]).0, 2);
+    assert_eq!(run(&["scrub", "r0", "rate", "fast"]).0, 2);
+    assert_eq!(run(&["scrub", "r0", "stop", "--wait"]).0, 2);
+    assert_eq!(run(&["scrub", "r0", "status", "--wait"]).0, 2);
+    // --help of the subcommand and of an action: exit 0, with the exit codes.
+    let (code, out, _) = run(&["scrub", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Usage: dmremap scrub <NAME> <COMMAND>"),
+        "{out}"
+    );
+    assert!(out.contains("for start --wait: a pass completed"), "{out}");
+    let (code, out, _) = run(&["scrub", "r0", "start", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--wait"), "{out}");
+    assert!(
+        out.contains("Ctrl-C ends the wait and leaves the scrub running"),
+        "{out}"
+    );
+    // create's table options are checked before any device is looked at.
+    for (flag, bad) in [
+        ("--scrub-rate", "0"),
+        ("--scrub-rate", "1048577"),
+        ("--slow-threshold-ms", "0"),
+        ("--slow-threshold-ms", "60001"),
+    ] {
+        let (code, _, err) = run(&["create", "r", "--main", "/x", "--spare", "/y", flag, bad]);
+        assert_eq!(code, 2, "{flag} {bad}: {err}");
+        assert!(err.contains(flag), "{err}");
+    }
+    // In range: parsed, then the missing main device is an environment error.
+    let (code, _, err) = run(&[
+        "create",
+        "r",
+        "--main",
+        "/nonexistent/dmremap-main",
+        "--spare",
+        "/y",
+        "--scrub-rate",
+        "1048576",
+        "--slow-threshold-ms",
+        "60000",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.starts_with("dmremap: main device /nonexistent/dmremap-main:"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_progress_is_plain_lines_off_a_terminal() {
     let dir = Scratch::new("progress");
     let img = dir.image("spare.img");
