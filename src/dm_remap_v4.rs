@@ -8,6 +8,7 @@
 use kernel::prelude::*;
 
 mod dm;
+mod gate;
 mod imports;
 mod loader;
 /// The `#[repr(C)]` types of the metadata module's C ABI (`metadata/src/abi.rs`).
@@ -15,6 +16,7 @@ mod loader;
 pub mod md_abi;
 mod members;
 mod remapper;
+mod scrub;
 mod stats;
 mod table;
 mod target;
@@ -35,6 +37,8 @@ pub mod logic {
     pub mod outbuf;
     #[path = "../logic/route.rs"]
     pub mod route;
+    #[path = "../logic/scrub.rs"]
+    pub mod scrub;
     #[path = "../logic/sorted.rs"]
     pub mod sorted;
     #[path = "../logic/status.rs"]

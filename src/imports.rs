@@ -16,7 +16,7 @@ use kernel::str::CStrExt;
 
 use crate::dm::Device;
 use crate::logic::abi::HELPER_ABI_VERSION;
-use crate::md_abi::{OpenParams, OpenReport, RecordAbi, RecordFn, RecordIterFn};
+use crate::md_abi::{OpenParams, OpenReport, RecordAbi, RecordFn, RecordIterFn, ScrubStateAbi};
 
 // The lint looks through `block_device` to a zero-sized array deep inside; a pointer to it is FFI-safe.
 #[allow(improper_ctypes)]
@@ -53,6 +53,12 @@ extern "C" {
     ) -> c_int;
     fn dm_remap_v4_metadata_check_unchanged(store: *mut c_void, error: *mut *const c_char)
         -> c_int;
+    fn dm_remap_v4_metadata_scrub_load(store: *mut c_void, out: *mut ScrubStateAbi) -> c_int;
+    fn dm_remap_v4_metadata_scrub_save(
+        store: *mut c_void,
+        state: *const ScrubStateAbi,
+        error: *mut *const c_char,
+    ) -> c_int;
     fn dm_remap_v4_metadata_plan_format(
         params: *const OpenParams,
         pool_units: *mut u64,
@@ -247,6 +253,31 @@ impl Metadata {
             )
         };
         md_result(r, msg, c"metadata commit failed")
+    }
+
+    /// The scrub state saved on this spare; `Ok(None)` when there is none (a new setup, or both copies
+    /// damaged: the state is advisory, the scrub then starts over).
+    pub(crate) fn scrub_load(&mut self) -> Result<Option<ScrubStateAbi>> {
+        let mut state = ScrubStateAbi::default();
+        // SAFETY: a live handle, used exclusively (`&mut self`); `state` is a valid out-pointer.
+        let r = unsafe { dm_remap_v4_metadata_scrub_load(self.0.as_ptr(), &mut state) };
+        match r {
+            0 => Ok(Some(state)),
+            r if r == -(bindings::ENOENT as i32) => Ok(None),
+            r => Err(errno_or_eio(r)),
+        }
+    }
+
+    /// Saves the scrub state on this spare: one block written with FUA, nothing else of the metadata
+    /// changes.
+    pub(crate) fn scrub_save(
+        &mut self,
+        state: &ScrubStateAbi,
+    ) -> core::result::Result<(), (Error, &'static CStr)> {
+        let mut msg: *const c_char = core::ptr::null();
+        // SAFETY: a live handle, used exclusively (`&mut self`); `state` and `msg` are valid for the call.
+        let r = unsafe { dm_remap_v4_metadata_scrub_save(self.0.as_ptr(), state, &mut msg) };
+        md_result(r, msg, c"saving the scrub state failed")
     }
 }
 

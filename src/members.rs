@@ -61,6 +61,10 @@ pub(crate) struct Setup {
     pub(crate) min_spare_percent: u32,
     /// The table's `format_foreign` option.
     pub(crate) format_foreign: bool,
+    /// The table's `scrub_rate` option, in KiB/s.
+    pub(crate) scrub_rate_kib: u32,
+    /// The table's `slow_threshold_ms` option.
+    pub(crate) slow_threshold_ms: u32,
     /// Damaged superblock copies found, and rewritten, over every spare, when the table was loaded.
     pub(crate) bad_copies: u32,
     pub(crate) repaired: u32,
@@ -442,6 +446,8 @@ pub(crate) fn assemble(
             retries: line.retries,
             min_spare_percent: line.min_spare_percent,
             format_foreign: line.format_foreign,
+            scrub_rate_kib: line.scrub_rate_kib,
+            slow_threshold_ms: line.slow_threshold_ms,
             bad_copies,
             repaired,
             capacity,

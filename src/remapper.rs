@@ -15,12 +15,13 @@ use kernel::sync::Mutex;
 use kernel::time::{Instant, Monotonic};
 
 use crate::dm::{BioIter, BioList, BlkStatus, Device, HandleBio, Op, OwnedBio};
+use crate::gate::{Ticket, WriteGate};
 use crate::imports::{Metadata, RecordSource, SparePool};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{Entry, RemapLookup};
 use crate::md_abi::{RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING};
 use crate::members::{Resync, Setup, SpareDev};
-use crate::stats::IoStats;
+use crate::stats::{IoStats, RemapCause};
 use crate::table::{Entries, RemapTable};
 
 pub(crate) const SECTOR_BYTES: u32 = 512;
@@ -54,6 +55,8 @@ pub(crate) struct BioState {
     pub(crate) started: Option<Instant<Monotonic>>,
     /// What the worker made of the bio, kept until its group's commit decides how it completes.
     pub(crate) outcome: Outcome,
+    /// A write's place in the write gate, until it completes.
+    pub(crate) ticket: Ticket,
 }
 
 /// How a taken bio fared before its group's commit.
@@ -84,9 +87,23 @@ pub(crate) struct Updates {
     pub(crate) commit_failure: Option<&'static CStr>,
     /// Members to bring up to date at the first resume.
     pub(crate) resync: Option<Resync>,
-    /// The staged relocations come from the `remap` message (for the remap counters).
-    pub(crate) manual: bool,
+    /// Why the staged relocations are made (for the remap counters).
+    pub(crate) cause: RemapCause,
 }
+
+/// What the scrub's relocation of a slow unit did.
+pub(crate) enum ScrubFix {
+    /// The unit now lives on the spare.
+    Relocated { spare: u32, spare_sector: u64 },
+    /// Main could not read it after all: it is pending.
+    Pending,
+    /// It has an entry already.
+    Skipped,
+}
+
+/// Longest the scrub waits for writes in flight to a unit it is about to relocate; a disk that slow gets the
+/// unit relocated on a later pass.
+const GATE_TIMEOUT_MS: i64 = 10_000;
 
 /// Records in one group commit: what one journal block holds.
 pub(crate) const MAX_BATCH: usize = 126;
@@ -101,6 +118,8 @@ pub(crate) struct Remapper {
     pub(crate) setup: Setup,
     pub(crate) table: RemapTable,
     pub(crate) stats: IoStats,
+    /// Holds a unit the scrub relocates while the device is live.
+    pub(crate) gate: WriteGate,
     /// A unit needed a spare unit and none was left.
     exhausted: AtomicBool,
     /// A metadata commit failed: the on-disk state is unknown, so nothing more is relocated.
@@ -208,6 +227,7 @@ impl Remapper {
             setup,
             table,
             stats: IoStats::default(),
+            gate: WriteGate::new(),
             exhausted: AtomicBool::new(false),
             md_failed: AtomicBool::new(false),
             md_version: AtomicU64::new(md_version),
@@ -370,7 +390,7 @@ impl Remapper {
         self.stats.committed();
         let moved = u.batch.iter().filter(|r| r.state == RECORD_ACTIVE).count();
         self.stats
-            .remapped(u64::try_from(moved).unwrap_or(u64::MAX), u.manual);
+            .remapped(u64::try_from(moved).unwrap_or(u64::MAX), u.cause);
         // Durable from here on. Insertion can only fail for lack of memory; the entry is then used from the
         // next table load.
         let mut published = Ok(());
@@ -628,11 +648,11 @@ impl Remapper {
             return Ok(());
         }
         // Counted as manual by the commit; a batch is empty between bios, so this one holds only this unit.
-        u.manual = true;
+        u.cause = RemapCause::Manual;
         let staged = self
             .stage_relocation(u, unit)
             .and_then(|at| self.commit_batch(u).map(|()| at));
-        u.manual = false;
+        u.cause = RemapCause::Auto;
         let (spare, spare_sector) = staged?;
         let _ = writeln!(
             out,
@@ -767,6 +787,58 @@ impl Remapper {
             self.md_version.store(md.version(), Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// The scrub could not read `unit` on main: records it as pending, like a failed read, unless it has an
+    /// entry already. True when it was recorded.
+    pub(crate) fn scrub_unreadable(&self, unit: u64) -> Result<bool, (Error, &'static CStr)> {
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        if self.table.get(unit).is_some() {
+            return Ok(false);
+        }
+        self.stage(u, record(unit, 0, RECORD_PENDING))?;
+        self.commit_batch(u)?;
+        Ok(true)
+    }
+
+    /// The scrub found `unit` slow but readable: copies it to a new spare unit while the device is live,
+    /// holding writes to the unit meanwhile (`gate.rs`), and commits the mapping before the hold ends.
+    pub(crate) fn scrub_relocate(&self, unit: u64) -> Result<ScrubFix, (Error, &'static CStr)> {
+        if self.table.get(unit).is_some() {
+            return Ok(ScrubFix::Skipped);
+        }
+        if !self.gate.hold(unit, GATE_TIMEOUT_MS) {
+            return Err((EBUSY, c"writes to the unit did not complete in time"));
+        }
+        let done = self.relocate_held(unit);
+        self.gate.release();
+        done
+    }
+
+    fn relocate_held(&self, unit: u64) -> Result<ScrubFix, (Error, &'static CStr)> {
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        if self.table.get(unit).is_some() {
+            return Ok(ScrubFix::Skipped);
+        }
+        let sector = unit.saturating_mul(u64::from(self.unit_sectors()));
+        if self.setup.main.read_sync(sector, &mut u.buf).is_err() {
+            self.stats.device_error();
+            self.stage(u, record(unit, 0, RECORD_PENDING))?;
+            self.commit_batch(u)?;
+            return Ok(ScrubFix::Pending);
+        }
+        u.cause = RemapCause::Proactive;
+        let staged = self
+            .stage_relocation(u, unit)
+            .and_then(|at| self.commit_batch(u).map(|()| at));
+        u.cause = RemapCause::Auto;
+        let (spare, spare_sector) = staged?;
+        Ok(ScrubFix::Relocated {
+            spare,
+            spare_sector,
+        })
     }
 
     /// The `spares` message: one line per spare, by member index.

@@ -19,10 +19,23 @@ pub(crate) struct IoStats {
     remaps_auto: AtomicU64,
     /// Units moved by the `remap` message.
     remaps_manual: AtomicU64,
+    /// Units the scrub moved because they kept reading slowly.
+    remaps_proactive: AtomicU64,
     /// Metadata journal commits (one per group of changes, on every spare).
     commits: AtomicU64,
     /// Latency histogram of the data bios sent to the main device (`logic::health`).
     main_latency: [AtomicU64; LATENCY_BUCKETS],
+}
+
+/// Why units were relocated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RemapCause {
+    /// A write failed, or healed a pending unit.
+    Auto,
+    /// The `remap` message.
+    Manual,
+    /// The scrub found the unit slow.
+    Proactive,
 }
 
 /// Which counter a completed bio belongs to.
@@ -54,12 +67,12 @@ impl IoStats {
         self.device_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts `n` committed relocations, made by the `remap` message when `manual`.
-    pub(crate) fn remapped(&self, n: u64, manual: bool) {
-        let c = if manual {
-            &self.remaps_manual
-        } else {
-            &self.remaps_auto
+    /// Counts `n` committed relocations made for `cause`.
+    pub(crate) fn remapped(&self, n: u64, cause: RemapCause) {
+        let c = match cause {
+            RemapCause::Auto => &self.remaps_auto,
+            RemapCause::Manual => &self.remaps_manual,
+            RemapCause::Proactive => &self.remaps_proactive,
         };
         c.fetch_add(n, Ordering::Relaxed);
     }
@@ -74,11 +87,12 @@ impl IoStats {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// `(automatic, manual)` relocations.
-    pub(crate) fn remaps(&self) -> (u64, u64) {
+    /// `(automatic, manual, proactive)` relocations.
+    pub(crate) fn remaps(&self) -> (u64, u64, u64) {
         (
             self.remaps_auto.load(Ordering::Relaxed),
             self.remaps_manual.load(Ordering::Relaxed),
+            self.remaps_proactive.load(Ordering::Relaxed),
         )
     }
 
@@ -110,6 +124,7 @@ impl IoStats {
             &self.device_errors,
             &self.remaps_auto,
             &self.remaps_manual,
+            &self.remaps_proactive,
             &self.commits,
         ]
         .into_iter()

@@ -19,10 +19,12 @@ use crate::dm::{
     Args, Bio, BioWorker, BlkStatus, CtrError, DeviceVisitor, EndIo, MapResult, Op, OwnedBio,
     QueueLimits, StatusKind, Target, TargetCtr, TargetInfo,
 };
+use crate::gate::Ticket;
 use crate::logic::health::{health_score, write_latency, HealthInputs};
 use crate::logic::message::{parse_message, Message, HELP};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{route_first, Dest, Geometry};
+use crate::logic::scrub::write_scrub_status;
 use crate::logic::status::{
     write_ima, write_info, write_stats, write_table, write_table_memory, StatusView,
 };
@@ -31,7 +33,8 @@ use crate::logic::table::MAX_SPARES;
 use crate::md_abi::{OpenParams, MAIN_ID_SIZE};
 use crate::members::{assemble, Assembled};
 use crate::remapper::{BioState, Remapper, Route, Updates, MAX_BATCH, SECTOR_BYTES};
-use crate::stats::IoKind;
+use crate::scrub::Scrubber;
+use crate::stats::{IoKind, RemapCause};
 
 const SECTOR_SHIFT: u32 = 9;
 /// A unit is copied through one kmalloc'ed buffer that must not cross a page.
@@ -41,12 +44,14 @@ const MAX_UNIT_BYTES: u32 = 4096;
 /// `end_io()` hand over.
 pub(crate) struct RemapTarget {
     worker: Arc<BioWorker<Remapper>>,
+    scrub: Arc<Scrubber>,
 }
 
 impl Drop for RemapTarget {
     fn drop(&mut self) {
-        // Device-mapper has waited for every bio; let the worker finish with the last one before the devices
-        // (inside the shared state) are put, here in the destructor.
+        // Device-mapper has waited for every bio; stop the scrub and let the worker finish with the last bio
+        // before the devices (inside the shared state) are put, here in the destructor.
+        self.scrub.shut_down();
         self.worker.drain();
     }
 }
@@ -127,6 +132,7 @@ impl Target for RemapTarget {
             ));
         }
         let info = ctr.info();
+        let len_sectors = info.len();
         if info.len() > main.nr_sectors() {
             return Err(ctr_err(EINVAL, c"Target length exceeds the main device"));
         }
@@ -185,14 +191,18 @@ impl Target for RemapTarget {
             check,
             batch,
             resync,
-            manual: false,
+            cause: RemapCause::Auto,
             staged: 0,
             commit_failure: None,
         };
         let state = Remapper::new(updates, setup, table);
         let worker = BioWorker::new(&wq_name, state)
             .map_err(|e| ctr_err(e, c"Cannot allocate the worker"))?;
-        Ok(Self { worker })
+        let scrub_name = CString::try_from_fmt(fmt!("{}-scrub", wq_name.to_str().unwrap_or("?")))
+            .map_err(|e| ctr_err(e, c"Cannot allocate the scrub's name"))?;
+        let scrub = Scrubber::new(&scrub_name, worker.clone(), len_sectors)
+            .map_err(|e| ctr_err(e, c"Cannot allocate the scrub"))?;
+        Ok(Self { worker, scrub })
     }
 
     fn map(&self, ti: &TargetInfo, bio: &mut Bio, pb: &mut BioState) -> MapResult {
@@ -211,6 +221,15 @@ impl Target for RemapTarget {
         }
         let offset = bio.sector().wrapping_sub(ti.begin());
         let sectors = bio.bytes() >> SECTOR_SHIFT;
+        // Counted in before the table is read: the scrub may be about to relocate a unit it writes (gate.rs).
+        // Discards are not: what a discarded sector reads back is undefined anyway.
+        let writes = matches!(bio.op(), Op::Write | Op::WriteZeroes);
+        let mut ticket = if writes {
+            r.gate.enter()
+        } else {
+            Ticket::default()
+        };
+        let mut piece_sectors = sectors;
         let dest = if r.table.is_empty() {
             Dest::Main { sector: offset }
         } else {
@@ -225,6 +244,7 @@ impl Target for RemapTarget {
             };
             if piece.sectors < sectors {
                 bio.accept_partial(piece.sectors);
+                piece_sectors = piece.sectors;
             }
             piece.dest
         };
@@ -234,12 +254,25 @@ impl Target for RemapTarget {
         let data = matches!(bio.op(), Op::Read | Op::Write | Op::WriteZeroes);
         match dest {
             Dest::Main { sector } => {
+                if writes {
+                    let us = u64::from(r.unit_sectors());
+                    let last =
+                        offset.saturating_add(u64::from(piece_sectors.saturating_sub(1))) / us;
+                    if r.gate.blocks(offset / us, last) {
+                        // Its unit is being copied to a spare: the worker writes it where the copy leaves it.
+                        r.gate.exit(&mut ticket);
+                        pb.taken = true;
+                        return MapResult::Take;
+                    }
+                    pb.ticket = ticket;
+                }
                 pb.route = if data { Route::Main } else { Route::Other };
                 // One clock read per data bio to main, for the latency histogram.
                 pb.started = data.then(Instant::<Monotonic>::now);
                 bio.remap(&r.setup.main, sector);
             }
             Dest::Spare { spare, sector } => {
+                r.gate.exit(&mut ticket);
                 let Some(s) = r.spare(spare) else {
                     return MapResult::Kill;
                 };
@@ -248,6 +281,7 @@ impl Target for RemapTarget {
             }
             // A write to pending units: each gets a fresh spare unit, committed before the write completes.
             Dest::Defer => {
+                r.gate.exit(&mut ticket);
                 pb.taken = true;
                 return MapResult::Take;
             }
@@ -263,6 +297,7 @@ impl Target for RemapTarget {
         status: &mut BlkStatus,
     ) -> EndIo {
         let r = self.r();
+        r.gate.exit(&mut pb.ticket);
         if let Some(started) = pb.started.take() {
             r.stats
                 .main_latency(u64::try_from(started.elapsed().as_micros_ceil()).unwrap_or(0));
@@ -308,6 +343,7 @@ impl Target for RemapTarget {
             n += 1;
         }
         let io = r.stats.snapshot();
+        let scrub = self.scrub.view();
         let health = health_score(&HealthInputs {
             ios: io.reads.saturating_add(io.writes),
             device_errors: io.device_errors,
@@ -335,6 +371,10 @@ impl Target for RemapTarget {
             format_foreign: r.setup.format_foreign,
             io,
             health,
+            scrub_rate_kib: r.setup.scrub_rate_kib,
+            slow_threshold_ms: r.setup.slow_threshold_ms,
+            scrub_running: scrub.running,
+            scrub_sector: scrub.position_sector,
         };
         // Overflow is recorded in `out` and reported to userspace as a full buffer.
         let _ = match kind {
@@ -359,10 +399,11 @@ impl Target for RemapTarget {
                 Ok(())
             }
             Ok(Message::Stats) => {
-                let (auto, manual) = r.stats.remaps();
+                let (auto, manual, proactive) = r.stats.remaps();
                 let _ = write_stats(out, &r.stats.snapshot())
                     .and_then(|()| write_table_memory(out, &r.table.memory()))
                     .and_then(|()| writeln!(out, "remaps_auto={}\nremaps_manual={}", auto, manual))
+                    .and_then(|()| writeln!(out, "remaps_proactive={}", proactive))
                     .and_then(|()| writeln!(out, "md_commits={}", r.stats.commits()))
                     .and_then(|()| write_latency(out, &r.stats.main_latency_snapshot()));
                 Ok(())
@@ -373,6 +414,22 @@ impl Target for RemapTarget {
             }
             Ok(Message::Spares) => {
                 r.list_spares(out);
+                Ok(())
+            }
+            Ok(Message::ScrubStart) => {
+                self.scrub.start();
+                Ok(())
+            }
+            Ok(Message::ScrubStop) => {
+                self.scrub.stop();
+                Ok(())
+            }
+            Ok(Message::ScrubRate { kib }) => {
+                self.scrub.set_rate(kib);
+                Ok(())
+            }
+            Ok(Message::ScrubStatus) => {
+                let _ = write_scrub_status(out, &self.scrub.view());
                 Ok(())
             }
             Ok(Message::Remap { sector }) => {
@@ -416,6 +473,14 @@ impl Target for RemapTarget {
 
     fn preresume(&self, _ti: &TargetInfo) -> Result {
         self.r().preresume()
+    }
+
+    fn presuspend(&self, _ti: &TargetInfo) {
+        self.scrub.presuspend();
+    }
+
+    fn resume(&self, _ti: &TargetInfo) {
+        self.scrub.resume();
     }
 
     fn io_hints(&self, _ti: &TargetInfo, limits: &mut QueueLimits<'_>) {

@@ -23,7 +23,7 @@ pub(crate) use rcu::RcuBox;
 pub(crate) use target::{
     CtrError, EndIo, MapResult, Registration, StatusKind, Target, TargetCtr, TargetInfo,
 };
-pub(crate) use worker::{BioWorker, HandleBio};
+pub(crate) use worker::{BioWorker, HandleBio, NoIoScope, OwnedQueue};
 pub(crate) use xa::ValueXa;
 
 /// True when a rate-limited warning may be printed now (the kernel's default: 10 per 5 seconds).

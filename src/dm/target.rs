@@ -195,6 +195,14 @@ pub(crate) trait Target: Sized + Send + Sync + 'static {
     fn preresume(&self, _ti: &TargetInfo) -> Result {
         Ok(())
     }
+
+    /// Runs when the device starts to suspend, while I/O still flows: the target stops issuing I/O of its own.
+    /// May sleep.
+    fn presuspend(&self, _ti: &TargetInfo) {}
+
+    /// Runs when the table has started serving I/O (after a successful `preresume`), and when a suspend is
+    /// cancelled after `presuspend` (`presuspend_undo`). May sleep.
+    fn resume(&self, _ti: &TargetInfo) {}
 }
 
 /// The target's data for `bio`.
@@ -417,6 +425,30 @@ unsafe extern "C" fn preresume_callback<T: Target>(ti: *mut ffi::dm_target) -> c
     }
 }
 
+/// Device-mapper's `target_type.presuspend` callback for `T`.
+///
+/// # Safety
+///
+/// Only device-mapper may call it, through the `target_type` that [`Registration`] registered, with the
+/// arguments its contract for `target_type.presuspend` guarantees.
+unsafe extern "C" fn presuspend_callback<T: Target>(ti: *mut ffi::dm_target) {
+    // SAFETY: `ti` is live for the call and its constructor succeeded.
+    let (target, info) = unsafe { (target_of::<T>(ti), TargetInfo::from_raw(ti)) };
+    target.presuspend(info);
+}
+
+/// Device-mapper's `target_type.resume` callback for `T`.
+///
+/// # Safety
+///
+/// Only device-mapper may call it, through the `target_type` that [`Registration`] registered, with the
+/// arguments its contract for `target_type.resume` guarantees.
+unsafe extern "C" fn resume_callback<T: Target>(ti: *mut ffi::dm_target) {
+    // SAFETY: `ti` is live for the call and its constructor succeeded.
+    let (target, info) = unsafe { (target_of::<T>(ti), TargetInfo::from_raw(ti)) };
+    target.resume(info);
+}
+
 /// Device-mapper's `target_type.iterate_devices` callback for `T`.
 ///
 /// # Safety
@@ -491,6 +523,10 @@ impl<T: Target> Registration<T> {
             (*p).iterate_devices = Some(iterate_devices_callback::<T>);
             (*p).io_hints = Some(io_hints_callback::<T>);
             (*p).preresume = Some(preresume_callback::<T>);
+            (*p).presuspend = Some(presuspend_callback::<T>);
+            (*p).resume = Some(resume_callback::<T>);
+            // A cancelled suspend: the table serves I/O again, as after a resume.
+            (*p).presuspend_undo = Some(resume_callback::<T>);
         }
         // SAFETY: `p` is a fully initialised `target_type` that stays pinned until `drop` unregisters it.
         to_result(unsafe { ffi::dm_register_target(p) })?;

@@ -101,7 +101,7 @@ impl<H: HandleBio> WorkItem for BioWorker<H> {
 }
 
 /// A workqueue of our own (`alloc_workqueue`), destroyed when dropped.
-struct OwnedQueue(NonNull<ffi::workqueue_struct>);
+pub(crate) struct OwnedQueue(NonNull<ffi::workqueue_struct>);
 
 // SAFETY: a workqueue may be used and destroyed from any thread.
 unsafe impl Send for OwnedQueue {}
@@ -109,7 +109,8 @@ unsafe impl Send for OwnedQueue {}
 unsafe impl Sync for OwnedQueue {}
 
 impl OwnedQueue {
-    fn new(name: &CStr) -> Result<Self> {
+    /// A workqueue named `dm-remap-v4/<name>`, one work item at a time.
+    pub(crate) fn new(name: &CStr) -> Result<Self> {
         // SAFETY: `name` is NUL-terminated; the workqueue copies it.
         let wq = unsafe { ffi::dmr_alloc_workqueue(name.as_char_ptr()) };
         NonNull::new(wq).map(Self).ok_or(ENOMEM)
@@ -119,9 +120,15 @@ impl OwnedQueue {
         self.0.as_ptr()
     }
 
-    fn get(&self) -> &Queue {
+    pub(crate) fn get(&self) -> &Queue {
         // SAFETY: the workqueue lives until `self` is dropped.
         unsafe { Queue::from_raw(self.raw()) }
+    }
+
+    /// Waits until every work item queued before the call has finished.
+    pub(crate) fn flush(&self) {
+        // SAFETY: `queue` is a live workqueue we own.
+        unsafe { ffi::__flush_workqueue(self.raw()) };
     }
 }
 
@@ -134,10 +141,10 @@ impl Drop for OwnedQueue {
 }
 
 /// Allocations inside do not start I/O: the worker completes I/O that memory reclaim may be waiting for.
-struct NoIoScope(u32);
+pub(crate) struct NoIoScope(u32);
 
 impl NoIoScope {
-    fn enter() -> Self {
+    pub(crate) fn enter() -> Self {
         // SAFETY: saves and changes the current task's allocation flags; restored in `drop`.
         Self(unsafe { ffi::dmr_noio_save() })
     }

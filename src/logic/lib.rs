@@ -12,6 +12,7 @@ pub mod message;
 pub mod number;
 pub mod outbuf;
 pub mod route;
+pub mod scrub;
 pub mod sorted;
 pub mod status;
 pub mod table;

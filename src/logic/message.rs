@@ -3,7 +3,8 @@
 use core::ffi::CStr;
 
 use super::arg::{is, Arg};
-use super::number::parse_u64;
+use super::number::{parse_u32, parse_u64};
+use super::table::MAX_SCRUB_RATE_KIB;
 
 /// A parsed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +40,17 @@ pub enum Message {
     ClearStats,
     /// `spares`: one line per spare device with its member index, device, used and total units and state.
     Spares,
+    /// `scrub start`: start the background scrub (where it stopped).
+    ScrubStart,
+    /// `scrub stop`: stop it; its position is kept.
+    ScrubStop,
+    /// `scrub status`: where the scrub stands, one `key=value` per line.
+    ScrubStatus,
+    /// `scrub rate <KiB/s>`: how fast it reads.
+    ScrubRate {
+        /// KiB/s, 1 to `table::MAX_SCRUB_RATE_KIB`.
+        kib: u32,
+    },
 }
 
 /// Everything that can be wrong with a message.
@@ -50,6 +62,8 @@ pub enum MessageError {
     WrongArgumentCount,
     /// A numeric argument that is not a decimal number.
     BadNumber,
+    /// `scrub rate` outside 1 to `table::MAX_SCRUB_RATE_KIB`.
+    BadScrubRate,
 }
 
 impl MessageError {
@@ -59,6 +73,7 @@ impl MessageError {
             Self::Unknown => c"unknown message (send 'help' for the list)",
             Self::WrongArgumentCount => c"wrong number of arguments for this message (send 'help')",
             Self::BadNumber => c"a numeric argument is not a decimal number",
+            Self::BadScrubRate => c"scrub rate: expected KiB/s from 1 to 1048576",
         }
     }
 }
@@ -71,7 +86,10 @@ unremap <sector>: copy the unit back to main, verify it, and drop its entry (sus
 clear_pending <sector>: forget a failed read of the unit; it is read from and written to main again\n\
 stats: the I/O and error counters, one key=value per line\n\
 clear_stats: set the I/O and error counters to zero\n\
-spares: one line per spare: '<index> <major:minor> used=<units> total=<units> state=<state>'\n";
+spares: one line per spare: '<index> <major:minor> used=<units> total=<units> state=<state>'\n\
+scrub start|stop: start or stop the background scrub of the main device (it resumes where it stopped)\n\
+scrub status: where the scrub stands, one key=value per line\n\
+scrub rate <KiB/s>: how fast the scrub reads the main device\n";
 
 /// Parses a message's words (`argv` as the target receives it).
 pub fn parse_message<A, I>(args: I) -> Result<Message, MessageError>
@@ -120,6 +138,32 @@ where
         return Ok(Message::ClearPending {
             sector: one_sector()?,
         });
+    }
+    if is(word, "scrub") {
+        let what = args.next().ok_or(MessageError::WrongArgumentCount)?;
+        let (message, words) = if is(what, "start") {
+            (Message::ScrubStart, 1)
+        } else if is(what, "stop") {
+            (Message::ScrubStop, 1)
+        } else if is(what, "status") {
+            (Message::ScrubStatus, 1)
+        } else if is(what, "rate") {
+            let kib = match args.next() {
+                Some(a) => parse_u32(a.bytes()).ok_or(MessageError::BadNumber)?,
+                None => return Err(MessageError::WrongArgumentCount),
+            };
+            if !(1..=MAX_SCRUB_RATE_KIB).contains(&kib) {
+                return Err(MessageError::BadScrubRate);
+            }
+            (Message::ScrubRate { kib }, 2)
+        } else {
+            return Err(MessageError::Unknown);
+        };
+        return if rest == words {
+            Ok(message)
+        } else {
+            Err(MessageError::WrongArgumentCount)
+        };
     }
     if is(word, "list") {
         if rest > 2 {

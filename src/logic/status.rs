@@ -67,10 +67,19 @@ pub struct StatusView<'a> {
     pub io: IoCounters,
     /// The health score (`health::health_score`).
     pub health: u8,
+    /// The table's `scrub_rate` option in KiB/s.
+    pub scrub_rate_kib: u32,
+    /// The table's `slow_threshold_ms` option.
+    pub slow_threshold_ms: u32,
+    /// The background scrub is running.
+    pub scrub_running: bool,
+    /// The next sector (relative to the target) the scrub reads.
+    pub scrub_sector: u64,
 }
 
 /// INFO: `unit_bytes=… remapped=… pending=… spare_used=… spare_total=… metadata=… metadata_repaired=… metadata_version=… reads=…
-/// writes=… flushes=… discards=… read_errors=… write_errors=… device_errors=… state=… spares=… health=…`.
+/// writes=… flushes=… discards=… read_errors=… write_errors=… device_errors=… state=… spares=… health=…
+/// scrub=… scrub_sector=…`.
 ///
 /// `spare_used` and `spare_total` count over every spare; the `spares` message breaks them down.
 pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
@@ -92,11 +101,21 @@ pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     )?;
     write!(
         w,
-        "device_errors={} state={} spares={} health={}",
+        "device_errors={} state={} spares={} health={} ",
         io.device_errors,
         v.state,
         v.spares.len(),
         v.health
+    )?;
+    write!(
+        w,
+        "scrub={} scrub_sector={}",
+        if v.scrub_running {
+            "running"
+        } else {
+            "stopped"
+        },
+        v.scrub_sector
     )
 }
 
@@ -131,7 +150,7 @@ pub fn write_table_memory<W: Write>(w: &mut W, t: &TableMemory) -> fmt::Result {
 
 /// TABLE: the constructor arguments, with devices as `major:minor` (device-mapper's convention). Options
 /// appear only when they differ from the default, in the order `retries`, `min_spare_percent`,
-/// `format_foreign`, `main_id`, `spare`.
+/// `format_foreign`, `scrub_rate`, `slow_threshold_ms`, `main_id`, `spare`.
 pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     let (first, more) = v
         .spares
@@ -140,11 +159,15 @@ pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     write!(w, "{} {}", v.main, first)?;
     let retries = v.retries != super::table::DEFAULT_RETRIES;
     let min_spare = v.min_spare_percent != 0;
+    let rate = v.scrub_rate_kib != super::table::DEFAULT_SCRUB_RATE_KIB;
+    let slow = v.slow_threshold_ms != super::table::DEFAULT_SLOW_THRESHOLD_MS;
     // Words: two for each option with a value, one for the flag.
     let words = more
         .len()
         .saturating_add(usize::from(retries))
         .saturating_add(usize::from(min_spare))
+        .saturating_add(usize::from(rate))
+        .saturating_add(usize::from(slow))
         .saturating_add(usize::from(v.main_id.is_some()))
         .saturating_mul(2)
         .saturating_add(usize::from(v.format_foreign));
@@ -160,6 +183,12 @@ pub fn write_table<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     }
     if v.format_foreign {
         write!(w, " format_foreign")?;
+    }
+    if rate {
+        write!(w, " scrub_rate {}", v.scrub_rate_kib)?;
+    }
+    if slow {
+        write!(w, " slow_threshold_ms {}", v.slow_threshold_ms)?;
     }
     if let Some(id) = v.main_id {
         write!(w, " main_id {}", id)?;

@@ -9,7 +9,10 @@
 //!   least `p` percent of the main device;
 //! - `format_foreign`: a spare whose metadata region holds data that is not dm-remap-v4 metadata is formatted
 //!   like a blank one instead of refused (that data is lost). Metadata of dm-remap-v4, damaged or of another
-//!   setup, is never overwritten.
+//!   setup, is never overwritten;
+//! - `scrub_rate <KiB/s>` (1 to 1048576, default 8192): how fast the background scrub reads the main device;
+//! - `slow_threshold_ms <ms>` (1 to 60000, default 1000): a unit whose every read takes longer than this is
+//!   relocated by the scrub while it is still readable.
 //!
 //! Only the syntax lives here; opening the devices and checking their sizes is the kernel's part
 //! (`src/target.rs`). Every way a line can be wrong has its own error, and its message is what `dmsetup`
@@ -33,6 +36,14 @@ pub const MAX_SPARES: usize = MAX_SPARE_INDEX as usize + 1;
 pub const MAX_MAIN_ID: usize = 64;
 /// Largest `min_spare_percent`: spares ten times the main device.
 pub const MAX_MIN_SPARE_PERCENT: u32 = 1000;
+/// The background scrub's rate when the table does not set one: 8 MiB/s.
+pub const DEFAULT_SCRUB_RATE_KIB: u32 = 8192;
+/// Largest `scrub_rate`: 1 GiB/s.
+pub const MAX_SCRUB_RATE_KIB: u32 = 1 << 20;
+/// `slow_threshold_ms` when the table does not set one.
+pub const DEFAULT_SLOW_THRESHOLD_MS: u32 = 1000;
+/// Largest `slow_threshold_ms`: one minute.
+pub const MAX_SLOW_THRESHOLD_MS: u32 = 60_000;
 
 /// The parsed table line. `A` is the caller's argument type, so the kernel keeps its C strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +63,10 @@ pub struct TableArgs<A> {
     pub min_spare_percent: u32,
     /// `format_foreign`: format spares that hold foreign data.
     pub format_foreign: bool,
+    /// `scrub_rate <KiB/s>`: see [`DEFAULT_SCRUB_RATE_KIB`].
+    pub scrub_rate_kib: u32,
+    /// `slow_threshold_ms <ms>`: see [`DEFAULT_SLOW_THRESHOLD_MS`].
+    pub slow_threshold_ms: u32,
 }
 
 impl<A: Copy> TableArgs<A> {
@@ -88,6 +103,10 @@ pub enum TableError {
     BadMainId,
     /// `min_spare_percent` without a number from 0 to [`MAX_MIN_SPARE_PERCENT`].
     BadMinSparePercent,
+    /// `scrub_rate` without a number from 1 to [`MAX_SCRUB_RATE_KIB`].
+    BadScrubRate,
+    /// `slow_threshold_ms` without a number from 1 to [`MAX_SLOW_THRESHOLD_MS`].
+    BadSlowThreshold,
 }
 
 impl TableError {
@@ -111,6 +130,10 @@ impl TableError {
             }
             Self::BadMinSparePercent => {
                 c"Invalid min_spare_percent: expected a number from 0 to 1000"
+            }
+            Self::BadScrubRate => c"Invalid scrub_rate: expected KiB/s from 1 to 1048576",
+            Self::BadSlowThreshold => {
+                c"Invalid slow_threshold_ms: expected a number from 1 to 60000"
             }
         }
     }
@@ -141,6 +164,8 @@ where
     let mut main_id = None;
     let mut min_spare_percent = None;
     let mut format_foreign = false;
+    let mut scrub_rate = None;
+    let mut slow_threshold = None;
     if let Some(count) = args.next() {
         let count = parse_u32(count.bytes()).ok_or(TableError::BadOptionCount)?;
         let given = args.len();
@@ -172,6 +197,26 @@ where
                     .filter(|&p| p <= MAX_MIN_SPARE_PERCENT)
                     .ok_or(TableError::BadMinSparePercent)?;
                 min_spare_percent = Some(p);
+            } else if is(word, "scrub_rate") {
+                if scrub_rate.is_some() {
+                    return Err(TableError::DuplicateOption);
+                }
+                let r = args
+                    .next()
+                    .and_then(|v| parse_u32(v.bytes()))
+                    .filter(|r| (1..=MAX_SCRUB_RATE_KIB).contains(r))
+                    .ok_or(TableError::BadScrubRate)?;
+                scrub_rate = Some(r);
+            } else if is(word, "slow_threshold_ms") {
+                if slow_threshold.is_some() {
+                    return Err(TableError::DuplicateOption);
+                }
+                let ms = args
+                    .next()
+                    .and_then(|v| parse_u32(v.bytes()))
+                    .filter(|ms| (1..=MAX_SLOW_THRESHOLD_MS).contains(ms))
+                    .ok_or(TableError::BadSlowThreshold)?;
+                slow_threshold = Some(ms);
             } else if is(word, "format_foreign") {
                 if format_foreign {
                     return Err(TableError::DuplicateOption);
@@ -201,6 +246,8 @@ where
         main_id,
         min_spare_percent: min_spare_percent.unwrap_or(0),
         format_foreign,
+        scrub_rate_kib: scrub_rate.unwrap_or(DEFAULT_SCRUB_RATE_KIB),
+        slow_threshold_ms: slow_threshold.unwrap_or(DEFAULT_SLOW_THRESHOLD_MS),
     })
 }
 

@@ -89,6 +89,7 @@ fn help_names_every_message() {
         "stats",
         "clear_stats",
         "spares",
+        "scrub",
     ] {
         assert!(
             HELP.lines().any(|l| l.starts_with(word)),
@@ -107,4 +108,30 @@ fn bad_messages() {
         MessageError::Unknown.message(),
         MessageError::WrongArgumentCount.message()
     );
+}
+
+#[test]
+fn scrub() {
+    assert_eq!(parse("scrub start"), Ok(Message::ScrubStart));
+    assert_eq!(parse("scrub stop"), Ok(Message::ScrubStop));
+    assert_eq!(parse("scrub status"), Ok(Message::ScrubStatus));
+    assert_eq!(
+        parse("scrub rate 65536"),
+        Ok(Message::ScrubRate { kib: 65536 })
+    );
+    assert_eq!(parse("scrub rate 1"), Ok(Message::ScrubRate { kib: 1 }));
+    assert_eq!(parse("scrub rate 0"), Err(MessageError::BadScrubRate));
+    assert_eq!(parse("scrub rate 1048577"), Err(MessageError::BadScrubRate));
+    assert_eq!(parse("scrub rate x"), Err(MessageError::BadNumber));
+    assert_eq!(parse("scrub rate"), Err(MessageError::WrongArgumentCount));
+    assert_eq!(parse("scrub"), Err(MessageError::WrongArgumentCount));
+    assert_eq!(
+        parse("scrub start now"),
+        Err(MessageError::WrongArgumentCount)
+    );
+    assert_eq!(
+        parse("scrub rate 5 6"),
+        Err(MessageError::WrongArgumentCount)
+    );
+    assert_eq!(parse("scrub faster"), Err(MessageError::Unknown));
 }

@@ -35,11 +35,15 @@ fn view() -> StatusView<'static> {
             device_errors: 7,
         },
         health: 93,
+        scrub_rate_kib: 8192,
+        slow_threshold_ms: 1000,
+        scrub_running: true,
+        scrub_sector: 2048,
     }
 }
 
 fn render(f: fn(&mut OutBuf<'_>, &StatusView<'_>) -> core::fmt::Result) -> String {
-    let mut buf = [0xffu8; 256];
+    let mut buf = [0xffu8; 512];
     let mut out = OutBuf::new(&mut buf);
     f(&mut out, &view()).unwrap();
     assert!(!out.overflowed());
@@ -52,7 +56,7 @@ fn info_is_key_value_tokens() {
         render(|w, v| write_info(w, v)),
         "unit_bytes=4096 remapped=7 pending=8 spare_used=9 spare_total=10 metadata=ok metadata_repaired=1 metadata_version=3 \
          reads=1 writes=2 flushes=3 discards=4 read_errors=5 write_errors=6 \
-         device_errors=7 state=ok spares=1 health=93"
+         device_errors=7 state=ok spares=1 health=93 scrub=running scrub_sector=2048"
     );
 }
 
@@ -103,12 +107,14 @@ fn table_and_ima() {
 #[test]
 fn table_with_every_option_parses_back_to_the_same_line() {
     use dm_remap_v4_target::table::parse_table;
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; 160];
     let mut out = OutBuf::new(&mut buf);
     let v = StatusView {
         retries: 0,
         min_spare_percent: 105,
         format_foreign: true,
+        scrub_rate_kib: 65536,
+        slow_threshold_ms: 40,
         main_id: Some("serial:Z1"),
         spares: &["7:1", "7:2", "7:3"],
         ..view()
@@ -117,7 +123,8 @@ fn table_with_every_option_parses_back_to_the_same_line() {
     let line = String::from_utf8(out.as_bytes().to_vec()).unwrap();
     assert_eq!(
         line,
-        "7:0 7:1 11 retries 0 min_spare_percent 105 format_foreign main_id serial:Z1 spare 7:2 spare 7:3"
+        "7:0 7:1 15 retries 0 min_spare_percent 105 format_foreign scrub_rate 65536 slow_threshold_ms 40 \
+         main_id serial:Z1 spare 7:2 spare 7:3"
     );
     let words: Vec<&str> = line.split(' ').collect();
     let t = parse_table(words.iter().copied()).unwrap();
@@ -128,9 +135,11 @@ fn table_with_every_option_parses_back_to_the_same_line() {
             t.retries,
             t.min_spare_percent,
             t.format_foreign,
+            t.scrub_rate_kib,
+            t.slow_threshold_ms,
             t.main_id
         ),
-        ("7:0", 0, 105, true, Some("serial:Z1"))
+        ("7:0", 0, 105, true, 65536, 40, Some("serial:Z1"))
     );
 }
 

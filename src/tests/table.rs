@@ -1,7 +1,8 @@
 //! The constructor's argument parser: every valid form and every way to get it wrong.
 
 use dm_remap_v4_target::table::{
-    parse_table, TableArgs, TableError, DEFAULT_RETRIES, MAX_RETRIES, MAX_SPARES,
+    parse_table, TableArgs, TableError, DEFAULT_RETRIES, DEFAULT_SCRUB_RATE_KIB,
+    DEFAULT_SLOW_THRESHOLD_MS, MAX_RETRIES, MAX_SPARES,
 };
 
 fn parse(line: &str) -> Result<TableArgs<&str>, TableError> {
@@ -25,7 +26,58 @@ fn main_and_spare() {
             main_id: None,
             min_spare_percent: 0,
             format_foreign: false,
+            scrub_rate_kib: DEFAULT_SCRUB_RATE_KIB,
+            slow_threshold_ms: DEFAULT_SLOW_THRESHOLD_MS,
         })
+    );
+}
+
+#[test]
+fn scrub_options() {
+    assert_eq!(
+        parse("m s 4 scrub_rate 65536 slow_threshold_ms 40")
+            .map(|t| (t.scrub_rate_kib, t.slow_threshold_ms)),
+        Ok((65536, 40))
+    );
+    assert_eq!(
+        parse("m s 4 scrub_rate 1 slow_threshold_ms 60000")
+            .map(|t| (t.scrub_rate_kib, t.slow_threshold_ms)),
+        Ok((1, 60000))
+    );
+    assert_eq!(
+        parse("m s 2 scrub_rate 1048576").map(|t| t.scrub_rate_kib),
+        Ok(1 << 20)
+    );
+    for bad in [
+        "m s 2 scrub_rate 0",
+        "m s 2 scrub_rate 1048577",
+        "m s 2 scrub_rate fast",
+        "m s 1 scrub_rate",
+    ] {
+        assert_eq!(
+            parse(bad).map(|_| ()),
+            Err(TableError::BadScrubRate),
+            "{bad}"
+        );
+    }
+    for bad in [
+        "m s 2 slow_threshold_ms 0",
+        "m s 2 slow_threshold_ms 60001",
+        "m s 1 slow_threshold_ms",
+    ] {
+        assert_eq!(
+            parse(bad).map(|_| ()),
+            Err(TableError::BadSlowThreshold),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        parse("m s 4 scrub_rate 1 scrub_rate 2").map(|_| ()),
+        Err(TableError::DuplicateOption)
+    );
+    assert_eq!(
+        parse("m s 4 slow_threshold_ms 1 slow_threshold_ms 2").map(|_| ()),
+        Err(TableError::DuplicateOption)
     );
 }
 

@@ -76,7 +76,7 @@ test_dmremap_drives_a_device_through_its_life() {
 # (each its own 512-byte unit), then 'scrub status --json' and the scrub fields of 'status'.
 test_dmremap_scrub_start_wait_and_status() {
 	local main spare len out json passes sector rc
-	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	main=$(make_loop main 8) spare=$(make_loop spare 16)
 	len=$(sectors "$main")
 	dust_over "$main" dust || { fail "create dust"; return; }
 	without_dmsetup true || { fail "cannot hide dmsetup (unshare/mount in the guest)"; return; }
@@ -91,14 +91,14 @@ test_dmremap_scrub_start_wait_and_status() {
 	dmsetup message dust 0 addbadblock 5000 >/dev/null || fail "addbadblock 5000"
 	out=$(without_dmsetup "$DMREMAP" scrub r rate 65536) || fail "dmremap scrub rate: $out"
 	assert_contains "scrub rate output" "rate 65536 KiB/s" "$out"
-	# 32 MiB at 64 MiB/s: half a second; the timeout only keeps a hung scrub from hanging the run.
+	# 8 MiB at 64 MiB/s: an eighth of a second; the timeout only keeps a hung scrub from hanging the run.
 	out=$(without_dmsetup timeout 120 "$DMREMAP" scrub r start --wait 2>"$WORK/progress")
 	rc=$?
 	assert_eq "scrub start --wait: exit (stderr: $(cat "$WORK/progress"))" 0 "$rc"
 	assert_contains "scrub start --wait: output" "r: scrub pass " "$out"
 	assert_contains "scrub start --wait: findings" " complete: 2 unreadable units found" "$out"
 	# stderr is a file, not a terminal: plain progress lines, the last one the end of the pass.
-	assert_contains "progress lines" "scrub r: 100% of the device read (32.0 of 32.0 MiB)" "$(cat "$WORK/progress")"
+	assert_contains "progress lines" "scrub r: 100% of the device read (8.0 of 8.0 MiB)" "$(cat "$WORK/progress")"
 	out=$(without_dmsetup "$DMREMAP" scrub r stop) || fail "dmremap scrub stop: $out"
 	assert_contains "scrub stop output" "r: scrub stopped at sector " "$out"
 	json=$(without_dmsetup "$DMREMAP" scrub r status --json | tr -d ' \n')

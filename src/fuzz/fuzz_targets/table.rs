@@ -42,7 +42,8 @@ fuzz_target!(|data: &[u8]| {
                 }
                 let (&value, rest) = rest.split_first().expect("an option without its value");
                 match word {
-                    b"retries" | b"main_id" | b"min_spare_percent" => {}
+                    b"retries" | b"main_id" | b"min_spare_percent" | b"scrub_rate"
+                    | b"slow_threshold_ms" => {}
                     b"spare" => spares.push(value),
                     _ => panic!("accepted {words:?}"),
                 }
@@ -55,6 +56,8 @@ fuzz_target!(|data: &[u8]| {
             }
             assert!(args.retries <= 8);
             assert!(args.min_spare_percent <= 1000);
+            assert!((1..=1 << 20).contains(&args.scrub_rate_kib));
+            assert!((1..=60_000).contains(&args.slow_threshold_ms));
         }
         Err(e) => {
             assert!(words.len() != 2, "rejected two words: {e:?}");
