@@ -28,10 +28,13 @@ use crate::dm::{BioWorker, NoIoScope, OwnedQueue};
 use crate::logic::route::RemapLookup;
 use crate::logic::scrub::{
     chunk_at, chunk_units, is_slow, pace_micros, resume_position, ScrubView, BUSY_SLOWDOWN,
-    CHUNK_BYTES, SAVE_INTERVAL_SECONDS, SLOW_READS,
+    BUSY_WINDOW_MS, CHUNK_BYTES, SAVE_INTERVAL_SECONDS, SLOW_READS,
 };
 use crate::md_abi::ScrubStateAbi;
 use crate::remapper::{Remapper, ScrubFix};
+
+/// How far the scrub may fall behind its rate before its pacing starts over, instead of catching up.
+const MAX_LAG_MICROS: u64 = 1_000_000;
 
 /// What starts and stops the scrub, under [`Scrubber::ctl`].
 struct Ctl {
@@ -77,6 +80,11 @@ pub(crate) struct Scrubber {
     relocated: AtomicU64,
     pass_started: AtomicU64,
     rate_kib: AtomicU32,
+    /// Units found (unreadable or slow) in the pass under way, by the last complete pass, and by the one
+    /// before it: the health score's trend.
+    pass_found: AtomicU64,
+    last_pass_found: AtomicU64,
+    prev_pass_found: AtomicU64,
 }
 
 impl_has_work! {
@@ -125,6 +133,9 @@ impl Scrubber {
                 relocated: AtomicU64::new(0),
                 pass_started: AtomicU64::new(0),
                 rate_kib: AtomicU32::new(rate),
+                pass_found: AtomicU64::new(0),
+                last_pass_found: AtomicU64::new(0),
+                prev_pass_found: AtomicU64::new(0),
             }? Error),
             GFP_KERNEL,
         )
@@ -243,6 +254,9 @@ impl Scrubber {
         self.found_pending.store(s.found_pending, Relaxed);
         self.relocated.store(s.relocated, Relaxed);
         self.pass_started.store(s.pass_started, Relaxed);
+        self.pass_found.store(s.pass_found, Relaxed);
+        self.last_pass_found.store(s.last_pass_found, Relaxed);
+        self.prev_pass_found.store(s.prev_pass_found, Relaxed);
         let running = s.running == 1;
         self.ctl.lock().enabled = running;
         self.running.store(running, Relaxed);
@@ -265,6 +279,9 @@ impl Scrubber {
             pass_started: self.pass_started.load(Relaxed),
             rate_kib: self.rate_kib.load(Relaxed),
             running: u32::from(self.running.load(Relaxed)),
+            pass_found: self.pass_found.load(Relaxed),
+            last_pass_found: self.last_pass_found.load(Relaxed),
+            prev_pass_found: self.prev_pass_found.load(Relaxed),
         };
         let mut u = self.r().updates.lock();
         for md in u.metadata.iter_mut() {
@@ -294,6 +311,9 @@ impl Scrubber {
             relocated: self.relocated.load(Relaxed),
             rate_kib: self.rate_kib.load(Relaxed),
             slow_threshold_ms: r.setup.slow_threshold_ms,
+            pass_found: self.pass_found.load(Relaxed),
+            last_pass_found: self.last_pass_found.load(Relaxed),
+            prev_pass_found: self.prev_pass_found.load(Relaxed),
         }
     }
 
@@ -321,6 +341,10 @@ impl Scrubber {
     fn end_pass(&self) {
         let passes = self.passes.fetch_add(1, Relaxed).saturating_add(1);
         self.position.store(0, Relaxed);
+        self.prev_pass_found
+            .store(self.last_pass_found.load(Relaxed), Relaxed);
+        self.last_pass_found
+            .store(self.pass_found.swap(0, Relaxed), Relaxed);
         {
             let mut ctl = self.ctl.lock();
             ctl.enabled = false;
@@ -344,7 +368,8 @@ impl Scrubber {
         let has_entry = r.table.next_entry(first, last.saturating_sub(1)).is_some();
         let bytes = usize::try_from(n.saturating_mul(r.setup.unit_bytes)).unwrap_or(0);
         if !has_entry && bytes != 0 && bytes <= io.chunk.capacity() {
-            io.chunk.truncate(0);
+            // Only the device's last chunk is shorter; the buffer is filled once, when it first grows.
+            io.chunk.truncate(bytes);
             let _ = io.chunk.resize(bytes, 0, GFP_KERNEL);
             let started = Instant::<Monotonic>::now();
             let read = r.setup.main.read_sync(self.sector(first), &mut io.chunk);
@@ -403,6 +428,7 @@ impl Scrubber {
         match self.r().scrub_unreadable(unit) {
             Ok(true) => {
                 self.found_pending.fetch_add(1, Relaxed);
+                self.pass_found.fetch_add(1, Relaxed);
                 warn(format_args!(
                     "scrub: sector {} unreadable on main; pending until it is written",
                     sector
@@ -424,6 +450,7 @@ impl Scrubber {
                 spare_sector,
             }) => {
                 self.relocated.fetch_add(1, Relaxed);
+                self.pass_found.fetch_add(1, Relaxed);
                 warn(format_args!(
                     "scrub: sector {} slow ({} reads, the last {} us); relocated to spare {} sector {}",
                     sector, SLOW_READS, micros, spare, spare_sector
@@ -431,6 +458,7 @@ impl Scrubber {
             }
             Ok(ScrubFix::Pending) => {
                 self.found_pending.fetch_add(1, Relaxed);
+                self.pass_found.fetch_add(1, Relaxed);
                 warn(format_args!(
                     "scrub: sector {} slow, then unreadable; pending until it is written",
                     sector
@@ -465,6 +493,11 @@ impl Scrubber {
         }
         let mut saved = Instant::<Monotonic>::now();
         let mut seen = self.foreground();
+        let mut busy_at: Option<Instant<Monotonic>> = None;
+        // Pacing is cumulative, so that sleeps rounded to jiffies do not add up to a slower rate: `budget` is
+        // the µs the bytes read so far should have taken since `paced`.
+        let mut paced = Instant::<Monotonic>::now();
+        let mut budget = 0u64;
         let save_ms = i64::try_from(SAVE_INTERVAL_SECONDS.saturating_mul(1000)).unwrap_or(i64::MAX);
         // Bounded by the device: each round moves the position forward by one chunk, or ends the pass.
         while self.should_run() {
@@ -474,7 +507,6 @@ impl Scrubber {
                 self.end_pass();
                 return;
             };
-            let started = Instant::<Monotonic>::now();
             self.scrub_chunk(io, first, n);
             if !self.should_run() {
                 // Stopped inside the chunk: read it again next time.
@@ -489,13 +521,22 @@ impl Scrubber {
                 saved = Instant::<Monotonic>::now();
             }
             let now = self.foreground();
-            let slowdown = if now != seen { BUSY_SLOWDOWN } else { 1 };
-            seen = now;
-            let spent = u64::try_from(started.elapsed().as_micros_ceil()).unwrap_or(0);
-            let wait = pace_micros(bytes, self.rate_kib.load(Relaxed))
-                .saturating_mul(slowdown)
-                .saturating_sub(spent);
-            self.pause(wait);
+            if now != seen {
+                seen = now;
+                busy_at = Some(Instant::<Monotonic>::now());
+            }
+            let busy = busy_at.is_some_and(|t| t.elapsed().as_millis() < BUSY_WINDOW_MS);
+            let slowdown = if busy { BUSY_SLOWDOWN } else { 1 };
+            budget = budget.saturating_add(
+                pace_micros(bytes, self.rate_kib.load(Relaxed)).saturating_mul(slowdown),
+            );
+            let spent = u64::try_from(paced.elapsed().as_micros_ceil()).unwrap_or(0);
+            if spent > budget.saturating_add(MAX_LAG_MICROS) {
+                // Far behind (slow reads, a slow disk): start over rather than read in a burst to catch up.
+                paced = Instant::<Monotonic>::now();
+                budget = 0;
+            }
+            self.pause(budget.saturating_sub(spent));
         }
     }
 }

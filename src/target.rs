@@ -350,6 +350,7 @@ impl Target for RemapTarget {
             pending: r.table.pending(),
             spare_used,
             spare_total,
+            scrub_growth: scrub.growth(),
         });
         let view = StatusView {
             name: "dm-remap-v4",
@@ -375,6 +376,10 @@ impl Target for RemapTarget {
             slow_threshold_ms: r.setup.slow_threshold_ms,
             scrub_running: scrub.running,
             scrub_sector: scrub.position_sector,
+            remaps: {
+                let (auto, manual, proactive) = r.stats.remaps();
+                [auto, manual, proactive]
+            },
         };
         // Overflow is recorded in `out` and reported to userspace as a full buffer.
         let _ = match kind {

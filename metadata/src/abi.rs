@@ -134,4 +134,11 @@ pub struct ScrubStateAbi {
     pub rate_kib: u32,
     /// 1: the scrub was running when saved, so it starts again when the table is loaded; 0: stopped.
     pub running: u32,
+    /// Units found unreadable or slow so far in the pass under way.
+    pub pass_found: u64,
+    /// Units found unreadable or slow by the last complete pass.
+    pub last_pass_found: u64,
+    /// Units found unreadable or slow by the pass before it: with `last_pass_found`, the trend the health
+    /// score looks at.
+    pub prev_pass_found: u64,
 }

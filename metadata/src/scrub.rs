@@ -41,6 +41,12 @@ pub struct ScrubState {
     pub rate_kib: u32,
     /// Whether the scrub was running when saved.
     pub running: bool,
+    /// Units found unreadable or slow so far in the pass under way.
+    pub pass_found: u64,
+    /// Units found unreadable or slow by the last complete pass.
+    pub last_pass_found: u64,
+    /// Units found unreadable or slow by the pass before it.
+    pub prev_pass_found: u64,
 }
 
 impl ScrubState {
@@ -59,6 +65,9 @@ impl ScrubState {
             pass_started: a.pass_started,
             rate_kib: a.rate_kib,
             running,
+            pass_found: a.pass_found,
+            last_pass_found: a.last_pass_found,
+            prev_pass_found: a.prev_pass_found,
         })
     }
 
@@ -72,6 +81,9 @@ impl ScrubState {
             pass_started: self.pass_started,
             rate_kib: self.rate_kib,
             running: u32::from(self.running),
+            pass_found: self.pass_found,
+            last_pass_found: self.last_pass_found,
+            prev_pass_found: self.prev_pass_found,
         }
     }
 
@@ -91,6 +103,9 @@ impl ScrubState {
         w.u64(self.pass_started);
         w.u32(self.rate_kib);
         w.u32(u32::from(self.running));
+        w.u64(self.pass_found);
+        w.u64(self.last_pass_found);
+        w.u64(self.prev_pass_found);
         block::seal(out, SCRUB_MAGIC);
     }
 
@@ -115,13 +130,16 @@ impl ScrubState {
             relocated: r.u64(),
             pass_started: r.u64(),
             rate_kib: r.u32(),
-            running: false,
+            ..Self::default()
         };
         state.running = match r.u32() {
             0 => false,
             1 => true,
             _ => return None,
         };
+        state.pass_found = r.u64();
+        state.last_pass_found = r.u64();
+        state.prev_pass_found = r.u64();
         Some((seq, state))
     }
 }

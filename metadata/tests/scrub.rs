@@ -60,6 +60,9 @@ fn state(n: u64) -> ScrubState {
         pass_started: 1_700_000_000 + n,
         rate_kib: 4096 + u32::try_from(n).unwrap(),
         running: n % 2 == 1,
+        pass_found: 7 * n,
+        last_pass_found: 11 * n,
+        prev_pass_found: 13 * n,
     }
 }
 
@@ -104,7 +107,10 @@ fn encoding_is_the_documented_layout() {
     assert_eq!(u64_at(72), 1_700_000_003);
     assert_eq!(u32_at(80), 4099);
     assert_eq!(u32_at(84), 1);
-    assert!(blk[88..].iter().all(|&b| b == 0));
+    assert_eq!(u64_at(88), 21);
+    assert_eq!(u64_at(96), 33);
+    assert_eq!(u64_at(104), 39);
+    assert!(blk[112..].iter().all(|&b| b == 0));
     assert_eq!(block::check(&blk, SCRUB_MAGIC), block::Seal::Valid);
     assert_eq!(
         ScrubState::decode(&blk, 1, &UUID),
@@ -148,6 +154,9 @@ fn abi_conversion() {
         pass_started: 5,
         rate_kib: 6,
         running: 1,
+        pass_found: 7,
+        last_pass_found: 8,
+        prev_pass_found: 9,
     };
     let s = ScrubState::from_abi(&abi).unwrap();
     assert!(s.running);

@@ -54,6 +54,9 @@ pub struct HealthInputs {
     pub spare_used: u64,
     /// Spare units in all.
     pub spare_total: u64,
+    /// How many more units the last complete scrub pass found (unreadable or slow) than the pass before it;
+    /// 0 until two passes completed, or when it found as many or fewer.
+    pub scrub_growth: u64,
 }
 
 /// Most points each part of the score can take away.
@@ -62,6 +65,8 @@ pub const ERROR_POINTS: u8 = 40;
 pub const PENDING_POINTS: u8 = 30;
 /// See [`ERROR_POINTS`].
 pub const SPARE_POINTS: u8 = 30;
+/// See [`ERROR_POINTS`]; on top of the others (the score stops at 0).
+pub const TREND_POINTS: u8 = 10;
 
 /// Bits needed to write `n` (0 for 0): a cheap integer log2 scale.
 fn bit_length(n: u64) -> u64 {
@@ -74,7 +79,11 @@ fn bit_length(n: u64) -> u64 {
 ///   4, one in a thousand (1000 per million) all 40;
 /// - pending units, data at risk until rewritten: `min(30, 10 * bit_length(pending))` off: 1 costs 10,
 ///   2 or 3 cost 20, 4 or more all 30;
-/// - spare use: `30 * used / total` off, rounded down (30 with no spare units at all).
+/// - spare use: `30 * used / total` off, rounded down (30 with no spare units at all);
+/// - trend, a disk that gets worse: `min(10, 5 * bit_length(scrub_growth))` off: one more unit found by the
+///   last scrub pass than by the one before costs 5, two or more 10.
+///
+/// The parts add up to at most 110 points; the score stops at 0.
 pub fn health_score(h: &HealthInputs) -> u8 {
     // u64 only (a u128 division needs a libgcc helper the kernel lacks); saturating is exact enough, since
     // anything near u64::MAX errors per million costs all the points anyway.
@@ -99,6 +108,12 @@ pub fn health_score(h: &HealthInputs) -> u8 {
             .unwrap_or(u64::from(SPARE_POINTS))
             .min(u64::from(SPARE_POINTS)),
     };
-    let off = errors.saturating_add(pending).saturating_add(spare);
+    let trend = bit_length(h.scrub_growth)
+        .saturating_mul(5)
+        .min(u64::from(TREND_POINTS));
+    let off = errors
+        .saturating_add(pending)
+        .saturating_add(spare)
+        .saturating_add(trend);
     u8::try_from(100u64.saturating_sub(off)).unwrap_or(0)
 }

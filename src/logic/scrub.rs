@@ -16,6 +16,10 @@ pub const SLOW_READS: u32 = 3;
 /// quarter of its rate.
 pub const BUSY_SLOWDOWN: u64 = 4;
 
+/// The device counts as busy for this long after a foreground bio completed: at a high rate the scrub reads
+/// several chunks between two bios of a queue-depth-1 user.
+pub const BUSY_WINDOW_MS: i64 = 100;
+
 /// Seconds between two saves of the scrub's position while it runs (it is also saved when it stops, when a
 /// pass ends and when the device is suspended): a crash repeats at most this much of the pass.
 pub const SAVE_INTERVAL_SECONDS: u64 = 30;
@@ -78,6 +82,23 @@ pub struct ScrubView {
     pub rate_kib: u32,
     /// The table's `slow_threshold_ms`.
     pub slow_threshold_ms: u32,
+    /// Units found unreadable or slow so far in the pass under way (persisted).
+    pub pass_found: u64,
+    /// Units found by the last complete pass (persisted).
+    pub last_pass_found: u64,
+    /// Units found by the pass before it (persisted).
+    pub prev_pass_found: u64,
+}
+
+impl ScrubView {
+    /// How many more units the last complete pass found than the one before it: the health score's trend.
+    /// 0 until two passes completed.
+    pub fn growth(&self) -> u64 {
+        if self.passes < 2 {
+            return 0;
+        }
+        self.last_pass_found.saturating_sub(self.prev_pass_found)
+    }
 }
 
 /// `scrub status`: one `key=value` per line, keys only ever added.
@@ -90,5 +111,8 @@ pub fn write_scrub_status<W: Write>(w: &mut W, v: &ScrubView) -> fmt::Result {
     writeln!(w, "found_pending={}", v.found_pending)?;
     writeln!(w, "relocated={}", v.relocated)?;
     writeln!(w, "rate_kib={}", v.rate_kib)?;
-    writeln!(w, "slow_threshold_ms={}", v.slow_threshold_ms)
+    writeln!(w, "slow_threshold_ms={}", v.slow_threshold_ms)?;
+    writeln!(w, "pass_found={}", v.pass_found)?;
+    writeln!(w, "last_pass_found={}", v.last_pass_found)?;
+    writeln!(w, "prev_pass_found={}", v.prev_pass_found)
 }

@@ -75,11 +75,14 @@ pub struct StatusView<'a> {
     pub scrub_running: bool,
     /// The next sector (relative to the target) the scrub reads.
     pub scrub_sector: u64,
+    /// Units relocated because a write failed or healed a pending unit, by the `remap` message, and by the
+    /// scrub because they read slowly.
+    pub remaps: [u64; 3],
 }
 
 /// INFO: `unit_bytes=… remapped=… pending=… spare_used=… spare_total=… metadata=… metadata_repaired=… metadata_version=… reads=…
 /// writes=… flushes=… discards=… read_errors=… write_errors=… device_errors=… state=… spares=… health=…
-/// scrub=… scrub_sector=…`.
+/// scrub=… scrub_sector=… remaps_auto=… remaps_manual=… remaps_proactive=…`.
 ///
 /// `spare_used` and `spare_total` count over every spare; the `spares` message breaks them down.
 pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
@@ -109,13 +112,19 @@ pub fn write_info<W: Write>(w: &mut W, v: &StatusView<'_>) -> fmt::Result {
     )?;
     write!(
         w,
-        "scrub={} scrub_sector={}",
+        "scrub={} scrub_sector={} ",
         if v.scrub_running {
             "running"
         } else {
             "stopped"
         },
         v.scrub_sector
+    )?;
+    let [auto, manual, proactive] = v.remaps;
+    write!(
+        w,
+        "remaps_auto={} remaps_manual={} remaps_proactive={}",
+        auto, manual, proactive
     )
 }
 

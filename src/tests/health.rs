@@ -43,6 +43,7 @@ fn healthy() -> HealthInputs {
         pending: 0,
         spare_used: 0,
         spare_total: 1000,
+        scrub_growth: 0,
     }
 }
 
@@ -70,12 +71,30 @@ fn score_examples() {
     assert_eq!(with(|h| h.spare_used = 500), 85);
     assert_eq!(with(|h| h.spare_used = 1000), 70);
     assert_eq!(with(|h| h.spare_total = 0), 70, "no spare units at all");
+    assert_eq!(
+        with(|h| h.scrub_growth = 1),
+        95,
+        "one more unit found than by the pass before"
+    );
+    assert_eq!(with(|h| h.scrub_growth = 2), 90);
+    assert_eq!(with(|h| h.scrub_growth = 1000), 90);
+    // Every part at once still ends at 0, never below.
+    assert_eq!(
+        with(|h| {
+            h.device_errors = 1000;
+            h.pending = 4;
+            h.spare_used = 1000;
+            h.scrub_growth = 9;
+        }),
+        0
+    );
     let worst = HealthInputs {
         ios: 10,
         device_errors: 10,
         pending: 100,
         spare_used: 5,
         spare_total: 5,
+        scrub_growth: 0,
     };
     assert_eq!(health_score(&worst), 0);
     assert_eq!(
@@ -93,15 +112,24 @@ proptest! {
         pending in 0u64..u64::MAX,
         used in 0u64..u64::MAX,
         total in 0u64..u64::MAX,
+        growth in 0u64..u64::MAX,
         more in 1u64..1000,
     ) {
-        let h = HealthInputs { ios, device_errors: errors, pending, spare_used: used, spare_total: total };
+        let h = HealthInputs {
+            ios,
+            device_errors: errors,
+            pending,
+            spare_used: used,
+            spare_total: total,
+            scrub_growth: growth,
+        };
         let s = health_score(&h);
         prop_assert!(s <= 100);
         let worse = [
             HealthInputs { device_errors: errors.saturating_add(more), ..h },
             HealthInputs { pending: pending.saturating_add(more), ..h },
             HealthInputs { spare_used: used.saturating_add(more), ..h },
+            HealthInputs { scrub_growth: growth.saturating_add(more), ..h },
         ];
         for w in worse {
             prop_assert!(health_score(&w) <= s, "{w:?} scored above {h:?}");

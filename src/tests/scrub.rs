@@ -78,12 +78,31 @@ fn status_lines() {
             relocated: 3,
             rate_kib: 8192,
             slow_threshold_ms: 1000,
+            pass_found: 1,
+            last_pass_found: 4,
+            prev_pass_found: 2,
         },
     )
     .unwrap();
     assert_eq!(
         std::str::from_utf8(out.as_bytes()).unwrap(),
         "state=running\nposition=2048\ntotal=131072\npasses=1\nscanned_bytes=1048576\nfound_pending=2\n\
-         relocated=3\nrate_kib=8192\nslow_threshold_ms=1000\n"
+         relocated=3\nrate_kib=8192\nslow_threshold_ms=1000\npass_found=1\nlast_pass_found=4\nprev_pass_found=2\n"
     );
+}
+
+#[test]
+fn growth_needs_two_passes_and_counts_only_more_findings() {
+    let v = |passes, last, prev| ScrubView {
+        passes,
+        last_pass_found: last,
+        prev_pass_found: prev,
+        ..ScrubView::default()
+    };
+    assert_eq!(v(0, 0, 0).growth(), 0);
+    assert_eq!(v(1, 5, 0).growth(), 0);
+    assert_eq!(v(2, 5, 0).growth(), 5);
+    assert_eq!(v(2, 5, 3).growth(), 2);
+    assert_eq!(v(3, 3, 5).growth(), 0);
+    assert_eq!(v(9, u64::MAX, 0).growth(), u64::MAX);
 }

@@ -39,6 +39,7 @@ fn view() -> StatusView<'static> {
         slow_threshold_ms: 1000,
         scrub_running: true,
         scrub_sector: 2048,
+        remaps: [11, 12, 13],
     }
 }
 
@@ -56,7 +57,8 @@ fn info_is_key_value_tokens() {
         render(|w, v| write_info(w, v)),
         "unit_bytes=4096 remapped=7 pending=8 spare_used=9 spare_total=10 metadata=ok metadata_repaired=1 metadata_version=3 \
          reads=1 writes=2 flushes=3 discards=4 read_errors=5 write_errors=6 \
-         device_errors=7 state=ok spares=1 health=93 scrub=running scrub_sector=2048"
+         device_errors=7 state=ok spares=1 health=93 scrub=running scrub_sector=2048 \
+         remaps_auto=11 remaps_manual=12 remaps_proactive=13"
     );
 }
 

@@ -66,6 +66,18 @@ test_scrub_finds_exactly_the_bad_blocks_as_pending() {
 	dmsetup message r 0 scrub start || fail "scrub start 2"
 	wait_pass r 2 180 || return
 	assert_eq "found_pending after pass 2" 4 "$(scrub_field r found_pending)"
+	assert_eq "found by pass 2, by pass 1" "0 4" "$(scrub_field r last_pass_found) $(scrub_field r prev_pass_found)"
+	# Health (docs/status.md): errors per I/O are far above 1 per thousand here (40 points off), 2 pending
+	# units cost 20, two spare units in use nothing, and pass 2 found fewer units than pass 1 (no trend).
+	assert_eq "health after pass 2" 40 "$(status_field r health)"
+	# Two new bad blocks: pass 3 finds 2 units where pass 2 found none, a disk getting worse. Pending (4
+	# units) now costs 30 and the trend 10.
+	for b in 200 201; do dmsetup message dust 0 addbadblock "$b" >/dev/null; done
+	dmsetup message r 0 scrub start || fail "scrub start 3"
+	wait_pass r 3 180 || return
+	assert_eq "found by pass 3, by pass 2" "2 0" "$(scrub_field r last_pass_found) $(scrub_field r prev_pass_found)"
+	assert_eq "pending after pass 3" 4 "$(status_field r pending)"
+	assert_eq "health after pass 3" 20 "$(status_field r health)"
 	dmsetup remove r
 	dmsetup remove dust
 }
@@ -106,6 +118,7 @@ test_scrub_relocates_slow_units_without_losing_concurrent_writes() {
 	assert_eq "remapped" 32 "$(status_field r remapped)"
 	assert_eq "pending" 0 "$(status_field r pending)"
 	assert_eq "counted as proactive" 32 "$(dmsetup message r 0 stats | sed -n 's/^remaps_proactive=//p')"
+	assert_eq "status line: proactive, automatic" "32 0" "$(status_field r remaps_proactive) $(status_field r remaps_auto)"
 	assert_eq "exactly the slow units, fast ones untouched" \
 		"$(seq 2048 2079 | tr '\n' ' ')" "$(dmsetup message r 0 list | awk '$4 == "active" {printf "%s ", $1}')"
 	assert_contains "logged" "scrub: sector 2050 slow" "$(dmesg_new)"
@@ -178,4 +191,35 @@ test_bad_scrub_options_and_messages_are_refused() {
 	assert_eq "never started" stopped "$(scrub_field r state)"
 	assert_eq "rate unchanged" 8192 "$(scrub_field r rate_kib)"
 	dmsetup remove r
+}
+
+test_scrub_relocation_skips_failing_spare_units() {
+	local main spare len first list
+	main=$(make_loop main 8) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	slow_over slow "$main" 2048 4 150 || { fail "create slow"; return; }
+	dust_over "$spare" sdust || { fail "create spare dust"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/slow /dev/mapper/sdust 4 scrub_rate 1048576 slow_threshold_ms 60" ||
+		{ fail "create"; return; }
+	pattern "$WORK/a" 2048
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "initial write"
+	# The first spare unit is the start of the pool: find it with a remap, then make the next two fail.
+	first=$(remap_msg r 0 | awk '{print $NF}')
+	[ -n "$first" ] || { fail "remap 0"; return; }
+	dmsetup message sdust 0 addbadblock $((first + 1)) 255 >/dev/null &&
+		dmsetup message sdust 0 addbadblock $((first + 2)) 255 >/dev/null || fail "addbadblock"
+	dmesg_mark
+	dmsetup message r 0 scrub start || fail "scrub start"
+	wait_pass r 1 120 || return
+	assert_eq "relocated" 4 "$(scrub_field r relocated)"
+	assert_eq "remapped" 5 "$(status_field r remapped)"
+	assert_eq "spare_used counts the 2 retired units" 7 "$(status_field r spare_used)"
+	list=$(dmsetup message r 0 list 2048 4 | awk '{print $3}' | tr '\n' ' ')
+	assert_eq "slow units on the units after the failing ones" \
+		"$((first + 3)) $((first + 4)) $((first + 5)) $((first + 6)) " "$list"
+	assert_contains "retired logged" "failed a write; retired" "$(dmesg_new)"
+	same_bytes "data" "$WORK/a" /dev/mapper/r 0
+	dmsetup remove r
+	dmsetup remove sdust
+	dmsetup remove slow
 }

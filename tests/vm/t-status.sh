@@ -18,7 +18,7 @@ test_status_fields_and_counters() {
 	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
 	st=$(dmsetup status r)
 	case "$st" in
-	"0 $len $TARGET unit_bytes=512 remapped=0 pending=0 spare_used=0 spare_total="*" metadata=ok metadata_repaired=0 metadata_version=1 reads="*" writes="*" flushes="*" discards="*" read_errors=0 write_errors=0 device_errors=0 state=ok spares=1 health=100") ;;
+	"0 $len $TARGET unit_bytes=512 remapped=0 pending=0 spare_used=0 spare_total="*" metadata=ok metadata_repaired=0 metadata_version=1 reads="*" writes="*" flushes="*" discards="*" read_errors=0 write_errors=0 device_errors=0 state=ok spares=1 health=100 scrub=stopped scrub_sector=0 remaps_auto=0 remaps_manual=0 remaps_proactive=0") ;;
 	*) fail "status line has unexpected form: '$st'" ;;
 	esac
 	r0=$(status_field r reads) w0=$(status_field r writes) f0=$(status_field r flushes)
@@ -39,7 +39,7 @@ test_status_fields_and_counters() {
 	assert_eq "latency histogram counts every data bio" \
 		$(($(status_field r reads) + $(status_field r writes))) "${sum:-0}"
 	remap_msg r 8 >/dev/null || fail "remap"
-	assert_eq "remap counters" "remaps_auto=0 remaps_manual=1" \
+	assert_eq "remap counters" "remaps_auto=0 remaps_manual=1 remaps_proactive=0" \
 		"$(dmsetup message r 0 stats | grep '^remaps_' | tr '\n' ' ' | sed 's/ $//')"
 	dmsetup message r 0 clear_stats || fail "clear_stats refused"
 	assert_eq "reads after clear_stats" 0 "$(status_field r reads)"
@@ -77,7 +77,7 @@ test_messages() {
 	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
 	out=$(dmsetup message r 0 help) || fail "help refused"
 	# One line per message, each starting with the message's name.
-	assert_eq "messages in help" "help list remap unremap clear_pending stats clear_stats spares" "$(echo "$out" | awk '{print $1}' | tr -d ':' | tr '\n' ' ' | sed 's/ $//')"
+	assert_eq "messages in help" "help list remap unremap clear_pending stats clear_stats spares scrub scrub scrub" "$(echo "$out" | awk '{print $1}' | tr -d ':' | tr '\n' ' ' | sed 's/ $//')"
 	dmesg_mark
 	dmsetup message r 0 frobnicate 2>/dev/null && fail "unknown message accepted"
 	assert_contains "unknown message logged" "message rejected: unknown message" "$(dmesg_new)"

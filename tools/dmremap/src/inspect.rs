@@ -764,6 +764,7 @@ pub(crate) mod tests {
                 pass_started: 1_700_000_500,
                 rate_kib: 8192,
                 running,
+                ..ScrubState::default()
             };
             store.save_scrub_state(&mut io, &mut buf, &state).unwrap();
         }
