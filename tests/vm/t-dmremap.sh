@@ -52,7 +52,7 @@ test_dmremap_drives_a_device_through_its_life() {
 	# No such device, and a device of another type.
 	out=$(without_dmsetup "$DMREMAP" list nope 2>&1)
 	assert_eq "list of a missing device: exit" 1 "$?"
-	assert_eq "list of a missing device" "dmremap: there is no device-mapper device named 'nope'; see 'dmsetup ls'" "$out"
+	assert_eq "list of a missing device" "dmremap: there is no device-mapper device named 'nope'; 'dmremap status' lists the dm-remap-v4 devices" "$out"
 	dmsetup create lin --table "0 8 zero"
 	out=$(without_dmsetup "$DMREMAP" remap lin 0 2>&1)
 	assert_eq "remap of a zero device: exit" 1 "$?"
@@ -126,7 +126,7 @@ test_dmremap_scrub_start_wait_and_status() {
 	# A missing device: exit 1, one sentence.
 	out=$(without_dmsetup "$DMREMAP" scrub nope status 2>&1)
 	assert_eq "scrub of a missing device: exit" 1 "$?"
-	assert_eq "scrub of a missing device" "dmremap: there is no device-mapper device named 'nope'; see 'dmsetup ls'" "$out"
+	assert_eq "scrub of a missing device" "dmremap: there is no device-mapper device named 'nope'; 'dmremap status' lists the dm-remap-v4 devices" "$out"
 	without_dmsetup "$DMREMAP" remove r || fail "dmremap remove"
 	dmsetup remove dust
 }

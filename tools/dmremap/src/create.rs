@@ -177,14 +177,14 @@ pub fn dm_failure(name: &str, e: &DmError) -> CliError {
         ("open", _) => CliError::environment(format!("cannot open {CONTROL}: {}", e.detail)),
         ("DM_DEV_CREATE", libc::EBUSY) => CliError::failed(format!(
             "a device-mapper device named '{name}' (or one made from the same setup) already exists; \
-             see 'dmsetup ls' and 'dmremap scan'"
+             see 'dmremap status' and 'dmremap scan'"
         )),
         ("DM_TABLE_LOAD" | "DM_DEV_SUSPEND", _) => {
             let why = assemble::kernel_reason().unwrap_or_else(|| e.detail.clone());
             CliError::failed(format!("{name}: the kernel refused the table: {why}"))
         }
         (_, libc::ENXIO) => CliError::failed(format!(
-            "there is no device-mapper device named '{name}'; see 'dmsetup ls'"
+            "there is no device-mapper device named '{name}'; 'dmremap status' lists the dm-remap-v4 devices"
         )),
         ("DM_DEV_REMOVE", libc::EBUSY) => CliError::failed(format!(
             "{name} is in use (mounted or held open); unmount or close it, then remove it"

@@ -133,7 +133,7 @@ pub fn with_suspended<D: DeviceMapper, T>(
         .map_err(|e| request_failure(name, "reading its state", &e))?
         .ok_or_else(|| {
             CliError::failed(format!(
-                "there is no device-mapper device named '{name}'; see 'dmsetup ls'"
+                "there is no device-mapper device named '{name}'; 'dmremap status' lists the dm-remap-v4 devices"
             ))
         })?;
     let was_suspended = info.suspended;
@@ -438,7 +438,7 @@ pub(crate) mod tests {
         assert_eq!(e.code, 1);
         assert_eq!(
             e.message,
-            "there is no device-mapper device named 'nope'; see 'dmsetup ls'"
+            "there is no device-mapper device named 'nope'; 'dmremap status' lists the dm-remap-v4 devices"
         );
         let e = list(&mut dm, "nope", None, None).unwrap_err();
         assert!(e.message.contains("no device-mapper device named 'nope'"));
