@@ -49,6 +49,17 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_eq!(decimal(&words[1]), Some(sector));
         }
+        Ok(Message::ScrubStart) => assert_eq!(words, [&b"scrub"[..], b"start"]),
+        Ok(Message::ScrubStop) => assert_eq!(words, [&b"scrub"[..], b"stop"]),
+        Ok(Message::ScrubStatus) => assert_eq!(words, [&b"scrub"[..], b"status"]),
+        Ok(Message::ScrubRate { kib }) => {
+            assert!(
+                words.len() == 3 && words[0] == b"scrub" && words[1] == b"rate",
+                "accepted {words:?}"
+            );
+            assert_eq!(decimal(&words[2]), Some(u64::from(kib)));
+            assert!((1..=1 << 20).contains(&kib));
+        }
         Err(e) => {
             assert_ne!(words, [b"help"], "rejected help: {e:?}");
             assert!(!e.message().is_empty());
