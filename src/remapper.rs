@@ -19,6 +19,7 @@ use crate::gate::{Ticket, WriteGate};
 use crate::imports::{Metadata, RecordSource, SparePool};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{Entry, RemapLookup};
+use crate::logic::scrub::proactive_allowed;
 use crate::md_abi::{RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING};
 use crate::members::{Resync, Setup, SpareDev};
 use crate::stats::{IoStats, RemapCause};
@@ -807,6 +808,13 @@ impl Remapper {
     pub(crate) fn scrub_relocate(&self, unit: u64) -> Result<ScrubFix, (Error, &'static CStr)> {
         if self.table.get(unit).is_some() {
             return Ok(ScrubFix::Skipped);
+        }
+        let (used, total) = self.spare_counts();
+        if !proactive_allowed(used, total) {
+            return Err((
+                ENOSPC,
+                c"the spares are nearly full; their last tenth is kept for units that fail",
+            ));
         }
         if !self.gate.hold(unit, GATE_TIMEOUT_MS) {
             return Err((EBUSY, c"writes to the unit did not complete in time"));

@@ -24,6 +24,20 @@ pub const BUSY_WINDOW_MS: i64 = 100;
 /// pass ends and when the device is suspended): a crash repeats at most this much of the pass.
 pub const SAVE_INTERVAL_SECONDS: u64 = 30;
 
+/// Percent of the spare units (at least one) that proactive relocation leaves free: a slow unit can still be
+/// read, a failing one cannot, so the last spare units are kept for units whose writes fail.
+pub const PROACTIVE_RESERVE_PERCENT: u64 = 10;
+
+/// True when the scrub may relocate a slow unit with `used` of `total` spare units in use: more than the
+/// reserve ([`PROACTIVE_RESERVE_PERCENT`], at least one unit) is free.
+pub fn proactive_allowed(used: u64, total: u64) -> bool {
+    let reserve = (total / 100)
+        .saturating_mul(PROACTIVE_RESERVE_PERCENT)
+        .saturating_add((total % 100).saturating_mul(PROACTIVE_RESERVE_PERCENT) / 100)
+        .max(1);
+    total.saturating_sub(used) > reserve
+}
+
 /// Units in one chunk.
 pub fn chunk_units(unit_bytes: u32) -> u32 {
     CHUNK_BYTES.checked_div(unit_bytes).unwrap_or(1).max(1)

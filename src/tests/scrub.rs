@@ -3,8 +3,8 @@
 
 use dm_remap_v4_target::outbuf::OutBuf;
 use dm_remap_v4_target::scrub::{
-    chunk_at, chunk_units, is_slow, pace_micros, resume_position, write_scrub_status, ScrubView,
-    CHUNK_BYTES,
+    chunk_at, chunk_units, is_slow, pace_micros, proactive_allowed, resume_position,
+    write_scrub_status, ScrubView, CHUNK_BYTES,
 };
 
 #[test]
@@ -105,4 +105,23 @@ fn growth_needs_two_passes_and_counts_only_more_findings() {
     assert_eq!(v(2, 5, 3).growth(), 2);
     assert_eq!(v(3, 3, 5).growth(), 0);
     assert_eq!(v(9, u64::MAX, 0).growth(), u64::MAX);
+}
+
+#[test]
+fn proactive_relocation_keeps_a_tenth_of_the_spare_free() {
+    // 8 units: the reserve is one unit, so 7 may be used by slow units.
+    assert!(proactive_allowed(0, 8));
+    assert!(proactive_allowed(6, 8));
+    assert!(!proactive_allowed(7, 8));
+    assert!(!proactive_allowed(8, 8));
+    assert!(!proactive_allowed(9, 8));
+    // 1000 units: 100 stay free.
+    assert!(proactive_allowed(899, 1000));
+    assert!(!proactive_allowed(900, 1000));
+    // Nothing to spare.
+    assert!(!proactive_allowed(0, 0));
+    assert!(!proactive_allowed(0, 1));
+    // No overflow at the ends.
+    assert!(proactive_allowed(0, u64::MAX));
+    assert!(!proactive_allowed(u64::MAX, u64::MAX));
 }

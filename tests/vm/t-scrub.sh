@@ -223,3 +223,28 @@ test_scrub_relocation_skips_failing_spare_units() {
 	dmsetup remove sdust
 	dmsetup remove slow
 }
+
+test_scrub_leaves_the_last_tenth_of_the_spare_for_failing_units() {
+	local main spare len
+	main=$(make_loop main 8)
+	# The smallest metadata region is 2 MiB; 4 KiB more is a pool of 8 units, of which 1 is the reserve.
+	truncate -s 2052K "$WORK/spare.img"
+	spare=$(losetup --find --show "$WORK/spare.img")
+	len=$(sectors "$main")
+	slow_over slow "$main" 1000 10 150 || { fail "create slow"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/slow $spare 4 scrub_rate 1048576 slow_threshold_ms 60" ||
+		{ fail "create"; return; }
+	assert_eq "spare_total" 8 "$(status_field r spare_total)"
+	pattern "$WORK/a" 1024
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "initial write"
+	dmesg_mark
+	dmsetup message r 0 scrub start || fail "scrub start"
+	wait_pass r 1 120 || return
+	assert_eq "relocated up to the reserve" 7 "$(scrub_field r relocated)"
+	assert_eq "spare_used" 7 "$(status_field r spare_used)"
+	assert_eq "state: not exhausted" ok "$(status_field r state)"
+	assert_contains "logged" "nearly full" "$(dmesg_new)"
+	same_bytes "data" "$WORK/a" /dev/mapper/r 0
+	dmsetup remove r
+	dmsetup remove slow
+}
