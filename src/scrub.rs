@@ -187,17 +187,18 @@ impl Scrubber {
         self.wake.notify_all();
     }
 
-    /// Before the device suspends: stops the work item and saves the state; the scrub continues at resume.
+    /// Before the device suspends: stops the work item and saves the state of a running scrub; it continues
+    /// at resume. A stopped scrub's state was saved when it stopped: a load and remove write nothing.
     pub(crate) fn presuspend(&self) {
-        let was = {
+        let running = {
             let mut ctl = self.ctl.lock();
-            let was = ctl.suspended;
+            let running = !ctl.suspended && ctl.enabled;
             ctl.suspended = true;
-            was
+            running
         };
         self.wake.notify_all();
         self.queue.flush();
-        if !was {
+        if running {
             self.save();
         }
     }
