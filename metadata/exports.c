@@ -33,7 +33,8 @@ u64 dm_remap_v4_metadata_version(const struct dm_remap_v4_md_store *store);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_version);
 
 int dm_remap_v4_metadata_resync(struct dm_remap_v4_md_store *store, u64 seq, u32 member_count,
-				int (*table)(void *ctx, void *record), void *ctx, const char **error);
+				u32 removed_members, int (*table)(void *ctx, void *record), void *ctx,
+				const char **error);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_resync);
 
 int dm_remap_v4_metadata_check_unchanged(struct dm_remap_v4_md_store *store, const char **error);

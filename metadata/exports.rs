@@ -198,7 +198,8 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_commit(
 }
 
 /// Brings a member of a setup of several spares up to date (`Store::resync`): writes a checkpoint of the
-/// whole table, pulled with `table(ctx, &mut record)`, recording commit sequence `seq` and `member_count`.
+/// whole table, pulled with `table(ctx, &mut record)`, recording commit sequence `seq`, `member_count` and
+/// the removed-members mask `removed_members` (bit `i`: member `i` was removed; it may only gain bits).
 /// Returns 0 once it is durable; on failure a negative errno, with `*error` pointing at a static message.
 ///
 /// # Safety
@@ -209,6 +210,7 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_resync(
     store: *mut OpenStore,
     seq: u64,
     member_count: u32,
+    removed_members: u32,
     table: RecordIterFn,
     ctx: *mut c_void,
     error: *mut *const c_char,
@@ -216,7 +218,7 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_resync(
     // SAFETY: live and exclusive (caller's contract).
     let OpenStore { store, io, buf } = unsafe { &mut *store };
     let entries = CallbackIter { next: table, ctx };
-    match store.resync(io, buf, seq, member_count, entries) {
+    match store.resync(io, buf, seq, member_count, removed_members, entries) {
         Ok(()) => 0,
         Err(e) => {
             // SAFETY: valid for writes; static message (see `dm_remap_v4_metadata_open`).

@@ -19,6 +19,7 @@ mod tests {
             uuid: [1; 16],
             member_index: 0,
             member_count: 1,
+            removed_members: 0,
             main: MainIdentity {
                 sectors: 1 << 21,
                 logical_block_size: 512,

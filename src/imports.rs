@@ -47,6 +47,7 @@ extern "C" {
         store: *mut c_void,
         seq: u64,
         member_count: u32,
+        removed_members: u32,
         table: RecordIterFn,
         ctx: *mut c_void,
         error: *mut *const c_char,
@@ -208,11 +209,13 @@ impl Metadata {
     }
 
     /// Brings this member up to date with the setup: a checkpoint of the whole table from `table`, recorded
-    /// under commit sequence `seq` and `member_count` spares.
+    /// under commit sequence `seq`, `member_count` spares and the removed-members mask `removed_members`
+    /// (bit `i`: member `i` was removed from the setup; the metadata refuses a mask that clears a bit).
     pub(crate) fn resync<S: RecordSource>(
         &mut self,
         seq: u64,
         member_count: u32,
+        removed_members: u32,
         table: &mut S,
     ) -> core::result::Result<(), (Error, &'static CStr)> {
         let mut msg: *const c_char = core::ptr::null();
@@ -223,6 +226,7 @@ impl Metadata {
                 self.0.as_ptr(),
                 seq,
                 member_count,
+                removed_members,
                 source_trampoline::<S>,
                 core::ptr::from_mut(table).cast(),
                 &mut msg,

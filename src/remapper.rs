@@ -765,7 +765,8 @@ impl Remapper {
             if !wanted {
                 continue;
             }
-            if let Err((e, why)) = md.resync(r.seq, r.members, &mut Snapshot::new(&self.table, &[]))
+            if let Err((e, why)) =
+                md.resync(r.seq, r.members, 0, &mut Snapshot::new(&self.table, &[]))
             {
                 self.md_failed.store(true, Ordering::Relaxed);
                 pr_err!(

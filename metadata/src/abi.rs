@@ -60,8 +60,8 @@ pub struct OpenReport {
     pub member_index: u32,
     /// The number of spares the region records for its setup.
     pub member_count: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// Members removed from the setup, as the region records them (bit `i`: member `i`; 0 after format).
+    pub removed_members: u32,
     /// Metadata version of the loaded (or new) superblock.
     pub meta_version: u64,
     /// Sequence number of the last commit.
@@ -77,6 +77,11 @@ pub struct OpenReport {
     /// The setup UUID found (or written).
     pub uuid: [u8; 16],
 }
+
+// The core mirrors this layout through this very file; `removed_members` took the place of a reserved field,
+// so the layout did not change.
+const _: () = assert!(core::mem::size_of::<OpenReport>() == 88);
+const _: () = assert!(core::mem::offset_of!(OpenReport, removed_members) == 20);
 
 /// One remap record as the metadata module hands it to the core while loading.
 #[repr(C)]

@@ -76,6 +76,7 @@ pub fn open_region<I: BlockIo, S: RecordSink>(
     report.pool_units = sb.pool_units;
     report.member_index = sb.member_index;
     report.member_count = sb.member_count;
+    report.removed_members = sb.removed_members;
     report.capacity = sb.capacity;
     Ok((store, report))
 }

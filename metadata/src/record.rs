@@ -102,14 +102,18 @@ impl Record {
 pub struct Limits {
     /// Number of members (spares) of the setup.
     pub member_count: u32,
+    /// Members removed from the setup (bit `i`: member `i`); no record may name one.
+    pub removed_members: u32,
     /// Number of units of the main device.
     pub main_units: u64,
 }
 
 impl Limits {
-    /// Whether `rec` names an existing main unit and spare.
+    /// Whether `rec` names an existing main unit and a spare that is a member and was not removed.
     pub fn allows(&self, rec: &Record) -> bool {
-        rec.spare_index < self.member_count && rec.main_unit < self.main_units
+        rec.spare_index < self.member_count
+            && !super::superblock::is_removed(self.removed_members, rec.spare_index)
+            && rec.main_unit < self.main_units
     }
 }
 

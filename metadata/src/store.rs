@@ -18,7 +18,9 @@ use super::io::BlockIo;
 use super::journal::{self, Position};
 use super::layout::{Layout, SUPERBLOCK_COPIES};
 use super::record::{Limits, Record, RecordSink};
-use super::superblock::{MainIdentity, Superblock, SuperblockFault, FORMAT_VERSION};
+use super::superblock::{
+    removed_within, MainIdentity, Superblock, SuperblockFault, FORMAT_VERSION,
+};
 
 /// What the caller knows about a new setup member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +156,7 @@ pub fn check_superblock(sb: &Superblock) -> Result<(Layout, Limits), Error> {
         && sb.pool_units != 0
         && main_units != 0
         && sb.member_index < sb.member_count
+        && removed_within(sb.removed_members, sb.member_count)
         && sb.active_area <= 1
         && sb.checkpoint_entries <= sb.capacity
         && sb.meta_version != 0
@@ -165,6 +168,7 @@ pub fn check_superblock(sb: &Superblock) -> Result<(Layout, Limits), Error> {
         layout,
         Limits {
             member_count: sb.member_count,
+            removed_members: sb.removed_members,
             main_units: sb.main.sectors.div_ceil(sb.unit_sectors),
         },
     ))
@@ -216,6 +220,7 @@ impl Store {
             uuid: params.uuid,
             member_index: params.member_index,
             member_count: params.member_count,
+            removed_members: 0,
             main: params.main,
             region_sectors: layout.region_sectors,
             pool_start: layout.region_sectors,
@@ -385,47 +390,60 @@ impl Store {
     /// entry exactly once, reflecting every commit made so far).
     ///
     /// Fails without changing the metadata on [`Error::TableFull`] or [`Error::BadRecord`]. A failure while
-    /// switching the superblocks poisons the store.
+    /// switching the superblocks poisons the store. The member count and the removed members stay as they are.
     pub fn checkpoint<I: BlockIo, E: IntoIterator<Item = Record>>(
         &mut self,
         io: &mut I,
         buf: &mut [u8],
         entries: E,
     ) -> Result<(), Error> {
-        let (seq, members) = (self.last_seq(), self.sb.member_count);
-        self.rewrite(io, buf, seq, members, entries)
+        let (seq, members, removed) = (
+            self.last_seq(),
+            self.sb.member_count,
+            self.sb.removed_members,
+        );
+        self.rewrite(io, buf, seq, members, removed, entries)
     }
 
     /// Brings this member of a setup of several spares up to date: a checkpoint of the whole table (as
-    /// [`Store::checkpoint`]) that also adopts the setup's sequence number `seq` and member count, so that
-    /// every member records the same state under the same number. Used for a member that missed commits
-    /// (it was behind when the setup was loaded), a member just formatted for a running setup, and every
-    /// member when a spare joins.
+    /// [`Store::checkpoint`]) that also adopts the setup's sequence number `seq`, member count and removed
+    /// members (bit `i` of `removed_members`: member `i` was removed from the setup), so that every member
+    /// records the same state under the same number. Used for a member that missed commits (it was behind
+    /// when the setup was loaded), a member just formatted for a running setup, every member when a spare
+    /// joins, and every member (the removed one included) when a drained spare is removed.
     ///
-    /// `seq` below this member's own, or a member count that would drop a member, is [`Error::BadGeometry`]
-    /// and changes nothing.
+    /// `seq` below this member's own, a member count that would drop a member, a mask that would clear a
+    /// removed member's bit (removed members stay removed) or that names a member at or above
+    /// `member_count` is [`Error::BadGeometry`] and changes nothing.
     pub fn resync<I: BlockIo, E: IntoIterator<Item = Record>>(
         &mut self,
         io: &mut I,
         buf: &mut [u8],
         seq: u64,
         member_count: u32,
+        removed_members: u32,
         entries: E,
     ) -> Result<(), Error> {
-        if seq < self.last_seq() || member_count < self.sb.member_count {
+        let kept = self.sb.removed_members;
+        if seq < self.last_seq()
+            || member_count < self.sb.member_count
+            || removed_members & kept != kept
+            || !removed_within(removed_members, member_count)
+        {
             return Err(Error::BadGeometry);
         }
-        self.rewrite(io, buf, seq, member_count, entries)
+        self.rewrite(io, buf, seq, member_count, removed_members, entries)
     }
 
     /// The checkpoint itself: the table into the inactive area, then the superblocks, recording commit
-    /// sequence `seq` and `member_count`.
+    /// sequence `seq`, `member_count` and `removed_members`.
     fn rewrite<I: BlockIo, E: IntoIterator<Item = Record>>(
         &mut self,
         io: &mut I,
         buf: &mut [u8],
         seq: u64,
         member_count: u32,
+        removed_members: u32,
         entries: E,
     ) -> Result<(), Error> {
         self.usable()?;
@@ -436,9 +454,10 @@ impl Store {
         let area = self.sb.active_area ^ 1;
         let members = Superblock {
             member_count,
+            removed_members,
             ..self.sb
         };
-        // The records are checked against the member count they are written under.
+        // The records are checked against the member count and removed members they are written under.
         let (_, limits) = check_superblock(&members)?;
         // The inactive area is scratch until a superblock points to it: failures here change nothing.
         let written = checkpoint::write(
@@ -546,6 +565,11 @@ impl Store {
     /// The superblock the store works from.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
+    }
+
+    /// Members removed from the setup, as recorded (bit `i`: member `i`).
+    pub fn removed_members(&self) -> u32 {
+        self.sb.removed_members
     }
 
     /// The region layout.

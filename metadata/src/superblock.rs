@@ -63,6 +63,9 @@ pub struct Superblock {
     pub member_index: u32,
     /// Number of spares in the setup.
     pub member_count: u32,
+    /// Members removed from the setup (drained): bit `i` set = member `i` was removed. Only ever grows; no bit
+    /// at or above `member_count`. A removed index is never reused, and no record may name it.
+    pub removed_members: u32,
     /// The main device.
     pub main: MainIdentity,
     /// Size of the reserved region in sectors.
@@ -121,7 +124,7 @@ impl Superblock {
         w.u32(self.member_count);
         w.u64(self.main.sectors);
         w.u32(self.main.logical_block_size);
-        w.u32(0);
+        w.u32(self.removed_members);
         w.bytes(self.main.id);
         w.u64(self.region_sectors);
         w.u64(self.pool_start);
@@ -140,7 +143,8 @@ impl Superblock {
 
     /// Decodes a block, checking magic, checksum, version and incompatible features.
     ///
-    /// Field consistency (geometry, counters) is checked by the loader, which knows the layout rules.
+    /// Field consistency (geometry, counters, the removed-members mask) is checked by the loader, which knows
+    /// the layout rules.
     pub fn decode(blk: &Block) -> Result<Self, SuperblockFault> {
         match block::check(blk, SUPERBLOCK_MAGIC) {
             Seal::Valid => {}
@@ -165,7 +169,7 @@ impl Superblock {
         let member_count = r.u32();
         let main_sectors = r.u64();
         let logical_block_size = r.u32();
-        let _reserved = r.u32();
+        let removed_members = r.u32();
         let id = r.bytes();
         Ok(Self {
             version,
@@ -175,6 +179,7 @@ impl Superblock {
             uuid,
             member_index,
             member_count,
+            removed_members,
             main: MainIdentity {
                 sectors: main_sectors,
                 logical_block_size,
@@ -201,5 +206,24 @@ impl Superblock {
             copy_index: other.copy_index,
             ..*self
         } == *other
+    }
+
+    /// Whether member `index` was removed from the setup (its bit is set in `removed_members`).
+    pub fn is_removed(&self, index: u32) -> bool {
+        is_removed(self.removed_members, index)
+    }
+}
+
+/// Whether bit `index` is set in the removed-members mask `mask` (indices of 32 and above never are).
+pub fn is_removed(mask: u32, index: u32) -> bool {
+    1u32.checked_shl(index).is_some_and(|bit| mask & bit != 0)
+}
+
+/// Whether the removed-members mask `mask` names only members of a setup of `member_count` spares.
+pub fn removed_within(mask: u32, member_count: u32) -> bool {
+    match 1u32.checked_shl(member_count) {
+        Some(limit) => mask < limit,
+        // 32 members or more: every bit names a member.
+        None => true,
     }
 }

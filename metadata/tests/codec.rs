@@ -30,6 +30,7 @@ fn sample_sb() -> Superblock {
         uuid: UUID,
         member_index: 1,
         member_count: 3,
+        removed_members: 0b101,
         main: main_identity(),
         region_sectors: 4096,
         pool_start: 4096,
@@ -69,6 +70,7 @@ fn superblock_offsets_match_spec() {
     assert_eq!(le32(&b, 52), 3);
     assert_eq!(le64(&b, 56), 1 << 24);
     assert_eq!(le32(&b, 64), 512);
+    assert_eq!(le32(&b, 68), 0b101);
     assert_eq!(&b[72..136], &main_identity().id);
     assert_eq!(le64(&b, 136), 4096);
     assert_eq!(le64(&b, 152), 12345);
@@ -293,11 +295,12 @@ proptest! {
     #[test]
     fn superblock_round_trip(
         copy_index in 0u32..2, compat: u64, uuid: [u8; 16], member_index: u32, member_count: u32,
-        sectors: u64, lbs: u32, id in proptest::collection::vec(any::<u8>(), 64),
+        removed_members: u32, sectors: u64, lbs: u32, id in proptest::collection::vec(any::<u8>(), 64),
         geometry: [u64; 6], counters: [u64; 4], checkpoint_crc: u32, active_area: u32,
     ) {
         let sb = Superblock {
             version: FORMAT_VERSION, copy_index, incompat: 0, compat, uuid, member_index, member_count,
+            removed_members,
             main: MainIdentity { sectors, logical_block_size: lbs, id: id.try_into().unwrap() },
             region_sectors: geometry[0], pool_start: geometry[1], pool_units: geometry[2],
             unit_sectors: geometry[3], capacity: geometry[4], journal_blocks: geometry[5],

@@ -376,20 +376,20 @@ fn resync_adopts_the_setup_sequence_and_member_count() {
     store.commit(&mut disk, &mut buf, &[rec(1, 0)]).unwrap();
     // A record naming spare 1 needs a member count of 2.
     assert_eq!(
-        store.resync(&mut disk, &mut buf, 41, 1, [rec(1, 0), rec(2, 1)]),
+        store.resync(&mut disk, &mut buf, 41, 1, 0, [rec(1, 0), rec(2, 1)]),
         Err(Error::BadRecord)
     );
     assert_eq!(
-        store.resync(&mut disk, &mut buf, 0, 2, [rec(1, 0)]),
+        store.resync(&mut disk, &mut buf, 0, 2, 0, [rec(1, 0)]),
         Err(Error::BadGeometry),
         "a sequence number going back"
     );
     store
-        .resync(&mut disk, &mut buf, 41, 2, [rec(1, 0), rec(2, 1)])
+        .resync(&mut disk, &mut buf, 41, 2, 0, [rec(1, 0), rec(2, 1)])
         .unwrap();
     assert_eq!(store.commit(&mut disk, &mut buf, &[rec(3, 1)]), Ok(42));
     assert_eq!(
-        store.resync(&mut disk, &mut buf, 42, 1, [rec(1, 0)]),
+        store.resync(&mut disk, &mut buf, 42, 1, 0, [rec(1, 0)]),
         Err(Error::BadGeometry),
         "a member count dropping a member"
     );

@@ -118,5 +118,17 @@ fn sealed_but_wrong_contents() {
         verify_superblock(&member, 0),
         Err(IntegrityError::Inconsistent)
     );
+    // A removed-members mask may name this member (the removed spare records its own removal) but no
+    // index at or above the member count.
+    let removed_self = resealed(&a, |sb| sb.removed_members = 1);
+    assert_eq!(
+        verify_superblock(&removed_self, 0).map(|sb| sb.removed_members),
+        Ok(1)
+    );
+    let removed_beyond = resealed(&a, |sb| sb.removed_members = 1 << sb.member_count);
+    assert_eq!(
+        verify_superblock(&removed_beyond, 0),
+        Err(IntegrityError::Inconsistent)
+    );
     assert_eq!(IntegrityError::Unsupported.errno(), -95);
 }
