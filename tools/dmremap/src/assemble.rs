@@ -59,18 +59,21 @@ impl Plan {
     }
 }
 
-/// The plan for an assemblable `setup`: `0 <main sectors> dm-remap-v4 <main> <spare 0>` and the optional
+/// The plan for an assemblable `setup`: `0 <main sectors> dm-remap-v4 <main> <first spare>` and the optional
 /// arguments `spare <dev>` for every further spare and `main_id <id>` when one is recorded (so the kernel
 /// checks the identity itself). Devices are named by `major:minor`, which cannot change under the table.
+/// Spares removed from the setup are left out, found or not: the table names every other member.
 pub fn plan(setup: &Setup, name: Option<&str>) -> Result<Plan, String> {
     let main = setup
         .main
         .as_ref()
         .ok_or_else(|| format!("setup {}: no main device found", setup.uuid))?;
-    let mut spares = setup.spares.clone();
+    let mut spares: Vec<_> = setup.spares.iter().filter(|s| !s.removed).collect();
     spares.sort_by_key(|s| s.member_index);
     let indices: Vec<u32> = spares.iter().map(|s| s.member_index).collect();
-    let expected: Vec<u32> = (0..setup.member_count).collect();
+    let expected: Vec<u32> = (0..setup.member_count)
+        .filter(|i| !setup.removed_members.contains(i))
+        .collect();
     if indices != expected {
         return Err(format!(
             "setup {}: spares {indices:?} found, {expected:?} needed",
@@ -192,6 +195,7 @@ mod tests {
                 main_id: main_id.into(),
             },
             member_count: count,
+            removed_members: Vec::new(),
             spares: spares
                 .iter()
                 .map(|&(i, n)| SpareFound {
@@ -201,6 +205,7 @@ mod tests {
                     last_seq: 1,
                     meta_version: 1,
                     copies_current: 2,
+                    removed: false,
                 })
                 .collect(),
             missing: Vec::new(),
@@ -233,6 +238,33 @@ mod tests {
         // A recorded identifier the table cannot carry is left out (the kernel then does not check it).
         let p = plan(&setup(&[(0, "7:5")], 1, "with space"), None).unwrap();
         assert_eq!(p.line(), "0 65536 dm-remap-v4 7:3 7:5");
+    }
+
+    #[test]
+    fn removed_spares_are_left_out_of_the_table() {
+        // Member 1 was removed; its spare is still attached and found.
+        let mut s = setup(&[(0, "7:5"), (1, "7:6"), (2, "7:7")], 3, "");
+        s.removed_members = vec![1];
+        s.spares[1].removed = true;
+        let p = plan(&s, None).unwrap();
+        assert_eq!(p.line(), "0 65536 dm-remap-v4 7:3 7:5 2 spare 7:7");
+        // Not found: not needed either.
+        s.spares.remove(1);
+        assert_eq!(plan(&s, None).unwrap().line(), p.line());
+        // Member 0 removed: the first member left is the table's spare.
+        let mut s = setup(&[(0, "7:5"), (1, "7:6")], 2, "");
+        s.removed_members = vec![0];
+        s.spares[0].removed = true;
+        assert_eq!(
+            plan(&s, None).unwrap().line(),
+            "0 65536 dm-remap-v4 7:3 7:6"
+        );
+        // Another member missing is still refused, the removed one not listed as needed.
+        let mut s = setup(&[(0, "7:5")], 3, "");
+        s.removed_members = vec![1];
+        assert!(plan(&s, None)
+            .unwrap_err()
+            .contains("[0] found, [0, 2] needed"));
     }
 
     #[test]

@@ -44,8 +44,10 @@ pub struct SuperblockInfo {
     pub commit_seq: u64,
     /// This spare's index among the setup's spares.
     pub member_index: u32,
-    /// Number of spares in the setup.
+    /// Number of spares in the setup (removed members included: their indices are never reused).
     pub member_count: u32,
+    /// Members removed from the setup (drained), by index, ascending; may include this spare's own index.
+    pub removed_members: Vec<u32>,
     /// Main device size in sectors.
     pub main_sectors: u64,
     /// Main device logical block size in bytes.
@@ -458,6 +460,7 @@ fn superblock_info(sb: &Superblock) -> SuperblockInfo {
         commit_seq: sb.commit_seq,
         member_index: sb.member_index,
         member_count: sb.member_count,
+        removed_members: removed_list(sb.removed_members),
         main_sectors: sb.main.sectors,
         main_logical_block_size: sb.main.logical_block_size,
         main_id: format_main_id(&sb.main.id),
@@ -472,6 +475,25 @@ fn superblock_info(sb: &Superblock) -> SuperblockInfo {
         compat: sb.compat,
         incompat: sb.incompat,
     }
+}
+
+/// The member indices whose bits are set in a removed-members mask, ascending.
+pub fn removed_list(mask: u32) -> Vec<u32> {
+    (0..u32::BITS)
+        .filter(|&i| dm_remap_v4_metadata::superblock::is_removed(mask, i))
+        .collect()
+}
+
+/// A list of member indices for a report: `1, 3`, or `none`.
+pub fn index_list(indices: &[u32]) -> String {
+    if indices.is_empty() {
+        return "none".into();
+    }
+    indices
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Sector of unit `spare_unit` of this spare's pool; `None` outside the pool or past `u64`.
@@ -520,10 +542,20 @@ pub fn render_human(device: &str, i: &Inspection) -> String {
         "versions:          format {}, metadata {}, last commit {}",
         sb.version, sb.meta_version, i.load.last_seq
     );
+    let own = if sb.removed_members.contains(&sb.member_index) {
+        " (removed from the setup)"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "member:            {} of {}",
+        "member:            {} of {}{own}",
         sb.member_index, sb.member_count
+    );
+    let _ = writeln!(
+        out,
+        "removed members:   {}",
+        index_list(&sb.removed_members)
     );
     let id = if sb.main_id.is_empty() {
         String::new()
@@ -740,6 +772,8 @@ pub(crate) mod tests {
         assert_eq!(json["load"]["journal_blocks_used"], 3);
         assert_eq!(json["scrub"]["status"], "none");
         assert!(json["scrub"]["position"].is_null());
+        assert_eq!(json["superblock"]["removed_members"], serde_json::json!([]));
+        assert!(text.contains("member:            0 of 1\nremoved members:   none\n"));
         assert!(text.contains("scrub:             no saved state (starts at unit 0)\n"));
     }
 
@@ -806,6 +840,47 @@ pub(crate) mod tests {
         assert_eq!(i.scrub.bad_copies, 1);
         assert!(render_human("spare.img", &i).contains("stopped, at unit 100,"));
         assert!(render_human("spare.img", &i).contains("; 1 copy damaged\n"));
+    }
+
+    #[test]
+    fn reports_the_removed_members() {
+        let mut io = MemIo::blank(SPARE_SECTORS);
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let params = FormatParams {
+            uuid: *b"0123456789abcdef",
+            member_index: 1,
+            member_count: 4,
+            main: MainIdentity {
+                sectors: MAIN_SECTORS,
+                logical_block_size: 512,
+                id: [0; 64],
+            },
+            spare_sectors: SPARE_SECTORS,
+            unit_sectors: 1,
+            layout: Layout::for_spare(SPARE_SECTORS, 1).unwrap(),
+        };
+        let mut store = Store::format(&mut io, &mut buf, &params, 42).unwrap();
+        let mut r = rec(5, 0, EntryState::Active);
+        r.spare_index = 2;
+        store.resync(&mut io, &mut buf, 3, 4, 0b1010, [r]).unwrap();
+        let i = inspect(&mut io, None).unwrap();
+        assert_eq!(i.superblock.removed_members, [1, 3]);
+        let text = render_human("spare.img", &i);
+        assert!(
+            text.contains(
+                "member:            1 of 4 (removed from the setup)\nremoved members:   1, 3\n"
+            ),
+            "{text}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json("spare.img", &i).unwrap()).unwrap();
+        assert_eq!(
+            json["superblock"]["removed_members"],
+            serde_json::json!([1, 3])
+        );
+        assert_eq!(removed_list(0), Vec::<u32>::new());
+        assert_eq!(removed_list(1 << 31 | 1), [0, 31]);
+        assert_eq!(index_list(&[]), "none");
     }
 
     #[test]

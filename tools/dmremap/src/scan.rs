@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::identity::{self, BlockDev, Roots};
 use crate::image::FileIo;
-use crate::inspect::{self, Inspection, Unloadable};
+use crate::inspect::{self, index_list, Inspection, Unloadable};
 
 /// A device-mapper device holding a spare (the setup is active).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +101,9 @@ pub struct SpareFound {
     pub meta_version: u64,
     /// Superblock copies that are current.
     pub copies_current: u32,
+    /// Its member index is in the newest metadata's removed members: it was drained and removed from the
+    /// setup, so it is not part of the table and not counted as expected.
+    pub removed: bool,
 }
 
 /// What to do with a setup.
@@ -136,9 +139,11 @@ pub struct Setup {
     pub main: Option<MainFound>,
     /// What the metadata records about the main.
     pub recorded_main: RecordedMain,
-    /// Spares in the setup, from the newest metadata.
+    /// Spares in the setup, from the newest metadata (removed members included: indices are never reused).
     pub member_count: u32,
-    /// The spares found, by member index (a duplicated index is listed twice).
+    /// Members removed from the setup, from the newest metadata: never missing, never in the table.
+    pub removed_members: Vec<u32>,
+    /// The spares found, by member index (a duplicated index is listed twice), removed ones included.
     pub spares: Vec<SpareFound>,
     /// What is missing: `main`, `spare <n>`.
     pub missing: Vec<String>,
@@ -420,6 +425,9 @@ fn judge(
         main_id: sb.main_id.clone(),
     };
     let member_count = sb.member_count;
+    // Removed members only ever grow, so the newest metadata's list is the setup's.
+    let removed_members = sb.removed_members.clone();
+    let is_removed = |index: u32| removed_members.contains(&index);
 
     let mut spares: Vec<SpareFound> = members
         .iter()
@@ -433,11 +441,16 @@ fn judge(
                 i.copies.iter().filter(|c| c.status == "current").count(),
             )
             .unwrap_or(0),
+            removed: is_removed(i.superblock.member_index),
         })
         .collect();
     spares.sort_by(|a, b| (a.member_index, &a.device).cmp(&(b.member_index, &b.device)));
 
-    for (p, i) in members {
+    // A removed spare stopped receiving commits when it was removed: it may record an older member count.
+    for (p, i) in members
+        .iter()
+        .filter(|(_, i)| !is_removed(i.superblock.member_index))
+    {
         let s = &i.superblock;
         if s.member_count != member_count
             || s.main_sectors != recorded.sectors
@@ -452,8 +465,38 @@ fn judge(
             notes.push(msg);
         }
     }
+    for (p, i) in members {
+        let s = &i.superblock;
+        if is_removed(s.member_index) {
+            notes.push(format!(
+                "{} is spare {} of this setup, which was drained and removed from it: it is not part of \
+                 the table",
+                p.device.display(),
+                s.member_index
+            ));
+        } else if i.load.last_seq == newest.load.last_seq && s.removed_members != removed_members {
+            notes.push(format!(
+                "spare {} records other removed members ({}) than the newest metadata ({}): was a removal \
+                 interrupted?",
+                p.device.display(),
+                index_list(&s.removed_members),
+                index_list(&removed_members)
+            ));
+        }
+    }
+    // The members the table needs: every index but the removed ones.
+    let expected_spares = u32::try_from(removed_members.len())
+        .ok()
+        .and_then(|r| member_count.checked_sub(r))
+        .unwrap_or(0);
+    if expected_spares == 0 {
+        let msg = "every spare of this setup was removed from it: there is nothing to assemble"
+            .to_owned();
+        refusal.get_or_insert_with(|| msg.clone());
+        notes.push(msg);
+    }
     let mut by_index: BTreeMap<u32, Vec<&SpareFound>> = BTreeMap::new();
-    for s in &spares {
+    for s in spares.iter().filter(|s| !s.removed) {
         by_index.entry(s.member_index).or_default().push(s);
     }
     for (index, list) in &by_index {
@@ -468,12 +511,16 @@ fn judge(
         }
     }
     let mut missing: Vec<String> = (0..member_count)
-        .filter(|i| !by_index.contains_key(i))
+        .filter(|i| !by_index.contains_key(i) && !is_removed(*i))
         .map(|i| format!("spare {i}"))
         .collect();
 
-    // Active: a device-mapper device holds a spare; its table's other device is the main.
-    let holder = members.iter().find_map(|(p, _)| p.holders.first());
+    // Active: a device-mapper device holds a spare; its table's other device is the main. A removed spare is
+    // no longer part of the setup, whatever holds it now.
+    let holder = members
+        .iter()
+        .filter(|(_, i)| !is_removed(i.superblock.member_index))
+        .find_map(|(p, _)| p.holders.first());
     let spare_names: BTreeSet<&str> = members
         .iter()
         .map(|(p, _)| p.device.name.as_str())
@@ -509,8 +556,9 @@ fn judge(
         }
     };
 
-    // The reassembly crate's inputs. Members are the main and the spares; the main holds no metadata and
-    // is current by definition, so it counts as at the highest sequence when found.
+    // The reassembly crate's inputs. Members are the main and the spares not removed (a removed spare, found
+    // or not, is neither expected nor counted: it stopped receiving commits when it was removed); the main
+    // holds no metadata and is current by definition, so it counts as at the highest sequence when found.
     let distinct: Vec<&SpareFound> = by_index
         .values()
         .filter_map(|v| v.first().copied())
@@ -529,7 +577,7 @@ fn judge(
         copies_valid: distinct.iter().map(|s| s.copies_current).sum(),
         copies_total: spares_found.saturating_mul(SUPERBLOCK_COPIES as u32),
         members_found: spares_found.saturating_add(u32::from(main_present)),
-        members_expected: member_count.saturating_add(1),
+        members_expected: expected_spares.saturating_add(1),
         members_at_highest: summary
             .map_or(0, |s| s.at_highest)
             .saturating_add(u32::from(main_present)),
@@ -624,6 +672,7 @@ fn judge(
         main,
         recorded_main: recorded,
         member_count,
+        removed_members,
         spares,
         missing,
         notes,
@@ -646,6 +695,7 @@ fn empty_setup(uuid: String, threshold: u8) -> Setup {
             main_id: String::new(),
         },
         member_count: 0,
+        removed_members: Vec::new(),
         spares: Vec::new(),
         missing: Vec::new(),
         notes: Vec::new(),
@@ -712,15 +762,31 @@ pub fn render_human(scan: &Scan) -> String {
             }
         }
         for sp in &s.spares {
+            let removed = if sp.removed {
+                "; removed from the setup, not in the table"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "  spare {}:     {} ({}, last commit {}, {}/{} superblock copies current)",
+                "  spare {}:     {} ({}, last commit {}, {}/{} superblock copies current{removed})",
                 sp.member_index,
                 sp.device,
                 sp.numbers,
                 sp.last_seq,
                 sp.copies_current,
                 SUPERBLOCK_COPIES
+            );
+        }
+        if !s.removed_members.is_empty() {
+            let _ = writeln!(
+                out,
+                "  removed:     {} (drained; never missing, never in the table)",
+                s.removed_members
+                    .iter()
+                    .map(|i| format!("spare {i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         for m in s.missing.iter().filter(|m| m.starts_with("spare")) {
@@ -815,6 +881,203 @@ mod tests {
             outcome: inspect::inspect(&mut io, Some(8192)),
             holders: Vec::new(),
         }
+    }
+
+    /// Spare `index` of a setup of `count` (UUID 0xaa, main of 65536 sectors, no identifier) that holds
+    /// `before` one-record commits, then records the removal of the members in `removed` (a resync moving
+    /// their units to the first member left), then holds `after` more commits (none if it was removed itself).
+    fn removal_member(
+        name: &str,
+        minor: u32,
+        index: u32,
+        count: u32,
+        removed: u32,
+        before: u64,
+        after: u64,
+    ) -> Probe {
+        let mut io = crate::image::MemIo::blank(8192);
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let params = FormatParams {
+            uuid: [0xaa; 16],
+            member_index: index,
+            member_count: count,
+            main: MainIdentity {
+                sectors: 65536,
+                logical_block_size: 512,
+                id: [0; 64],
+            },
+            spare_sectors: 8192,
+            unit_sectors: 1,
+            layout: Layout::for_spare(8192, 1).unwrap(),
+        };
+        let is_removed = |i: u32| removed & (1 << i) != 0;
+        let kept = (0..count).find(|&i| !is_removed(i)).unwrap_or(0);
+        let rec = |n: u64, spare_index: u32| Record {
+            main_unit: n,
+            spare_index,
+            spare_unit: n,
+            state: EntryState::Active,
+            timestamp: 1_700_000_000,
+        };
+        let mut store = Store::format(&mut io, &mut buf, &params, 7).unwrap();
+        for n in 0..before {
+            store
+                .commit(
+                    &mut io,
+                    &mut buf,
+                    &[rec(
+                        n,
+                        u32::try_from(n).unwrap().checked_rem(count).unwrap(),
+                    )],
+                )
+                .unwrap();
+        }
+        let table: Vec<Record> = (0..before)
+            .map(|n| {
+                let on = u32::try_from(n).unwrap().checked_rem(count).unwrap();
+                rec(n, if is_removed(on) { kept } else { on })
+            })
+            .collect();
+        let seq = store.last_seq();
+        store
+            .resync(&mut io, &mut buf, seq, count, removed, table)
+            .unwrap();
+        if !is_removed(index) {
+            for n in 0..after {
+                store
+                    .commit(&mut io, &mut buf, &[rec(n.wrapping_add(100), kept)])
+                    .unwrap();
+            }
+        }
+        Probe {
+            device: dev(name, minor, 8192, None),
+            outcome: inspect::inspect(&mut io, Some(8192)),
+            holders: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_removed_spare_is_listed_as_removed_and_never_missing() {
+        let devices = vec![dev("loop3", 3, 65536, None)];
+        // Member 1 of 3 was removed; its spare is still attached, and behind (it saw no later commits).
+        let probes = vec![
+            removal_member("loop5", 5, 0, 3, 0b010, 6, 2),
+            removal_member("loop6", 6, 1, 3, 0b010, 6, 0),
+            removal_member("loop7", 7, 2, 3, 0b010, 6, 2),
+        ];
+        let scan = build(&probes, &devices, 70, NOW);
+        let s = only(&scan);
+        assert_eq!(s.decision, Decision::Assemble, "{s:?}");
+        assert!(s.missing.is_empty());
+        assert_eq!(s.removed_members, [1]);
+        assert_eq!(
+            s.spares
+                .iter()
+                .map(|x| (x.member_index, x.removed, x.last_seq))
+                .collect::<Vec<_>>(),
+            [(0, false, 8), (1, true, 6), (2, false, 8)]
+        );
+        // Only the main and the two members left are expected; the removed spare's lag does not count.
+        assert_eq!(
+            (
+                s.inputs.members_expected,
+                s.inputs.members_found,
+                s.inputs.members_at_highest,
+                s.inputs.max_sequence_lag,
+                s.inputs.copies_total
+            ),
+            (3, 3, 3, 0, 4)
+        );
+        assert_eq!(s.confidence, 85, "as a complete two-spare setup");
+        let p = crate::assemble::plan(s, None).unwrap();
+        assert_eq!(p.line(), "0 65536 dm-remap-v4 7:3 7:5 2 spare 7:7");
+        let text = render_human(&scan);
+        assert!(
+            text.contains(
+                "  spare 1:     /dev/loop6 (7:6, last commit 6, 2/2 superblock copies current; removed from \
+                 the setup, not in the table)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  removed:     spare 1 (drained; never missing, never in the table)\n")
+        );
+        assert!(
+            !text.contains("missing:") && !text.contains(":     missing"),
+            "{text}"
+        );
+        assert!(s
+            .notes
+            .iter()
+            .any(|n| n
+                .contains("/dev/loop6 is spare 1 of this setup, which was drained and removed")));
+        let json: serde_json::Value = serde_json::from_str(&render_json(&scan).unwrap()).unwrap();
+        let j = &json["setups"][0];
+        assert_eq!(j["removed_members"], serde_json::json!([1]));
+        assert_eq!(j["spares"][1]["removed"], true);
+        assert_eq!(j["spares"][0]["removed"], false);
+        assert_eq!(j["missing"], serde_json::json!([]));
+
+        // Without the removed spare: nothing is missing either.
+        let without = [probes[0].clone(), probes[2].clone()];
+        let scan = build(&without, &devices, 70, NOW);
+        let s = only(&scan);
+        assert_eq!(s.decision, Decision::Assemble, "{s:?}");
+        assert!(s.missing.is_empty());
+        assert_eq!(
+            crate::assemble::plan(s, None).unwrap().line(),
+            "0 65536 dm-remap-v4 7:3 7:5 2 spare 7:7"
+        );
+
+        // A member that was not removed is still missing, and the removed one is not named with it.
+        let scan = build(&probes[..2], &devices, 70, NOW);
+        let s = only(&scan);
+        assert_eq!(s.missing, ["spare 2"]);
+        assert_eq!(s.decision, Decision::Refuse);
+        assert_eq!((s.inputs.members_expected, s.inputs.members_found), (3, 2));
+    }
+
+    #[test]
+    fn removal_edge_cases() {
+        let devices = vec![dev("loop3", 3, 65536, None)];
+        // Interrupted removal: member 0 recorded it, member 1 (at the same commit) did not. The newest
+        // metadata decides, and the disagreement is noted.
+        let probes = vec![
+            removal_member("loop5", 5, 0, 3, 0b100, 4, 0),
+            removal_member("loop6", 6, 1, 3, 0, 4, 0),
+        ];
+        let scan = build(&probes, &devices, 70, NOW);
+        let s = only(&scan);
+        let noted = s
+            .notes
+            .iter()
+            .any(|n| n.contains("was a removal interrupted?"));
+        assert!(noted, "{:?}", s.notes);
+        // A removed spare now held by some other device does not make the setup active.
+        let mut held = vec![
+            removal_member("loop5", 5, 0, 2, 0b10, 3, 1),
+            removal_member("loop6", 6, 1, 2, 0b10, 3, 0),
+        ];
+        held[1].holders = vec![Holder {
+            kernel: "dm-4".into(),
+            dm_name: Some("other".into()),
+            slaves: vec!["loop6".into()],
+        }];
+        let scan = build(&held, &devices, 70, NOW);
+        let s = only(&scan);
+        assert_eq!(s.decision, Decision::Assemble, "{s:?}");
+        assert_eq!(s.main.as_ref().unwrap().device, "/dev/loop3");
+        // Every member removed: nothing to assemble.
+        let gone = vec![removal_member("loop5", 5, 0, 1, 0b1, 0, 0)];
+        let scan = build(&gone, &devices, 70, NOW);
+        let s = only(&scan);
+        assert_eq!(s.decision, Decision::Refuse);
+        assert!(s
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("every spare of this setup was removed"));
+        assert!(s.missing.is_empty());
     }
 
     fn only(scan: &Scan) -> &Setup {
