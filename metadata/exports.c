@@ -53,3 +53,6 @@ EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_scrub_load);
 int dm_remap_v4_metadata_scrub_save(struct dm_remap_v4_md_store *store,
 				    const struct dm_remap_v4_md_scrub_state *state, const char **error);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_scrub_save);
+
+u64 dm_remap_v4_metadata_last_seq(const struct dm_remap_v4_md_store *store);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_last_seq);

@@ -295,6 +295,18 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_version(store: *const OpenStore) -
     unsafe { &*store }.store.superblock().meta_version
 }
 
+/// The sequence number of the last commit this store recorded (or adopted by a resync): the setup's newest
+/// when every member is up to date.
+///
+/// # Safety
+///
+/// As for `dm_remap_v4_metadata_version()`.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_last_seq(store: *const OpenStore) -> u64 {
+    // SAFETY: live, and not written concurrently (caller's contract).
+    unsafe { &*store }.store.last_seq()
+}
+
 /// Loads the background scrub's persisted state from this spare (`Store::load_scrub_state`; blocks 1 and 9,
 /// `docs/metadata-format.md`, "Scrub state"): the newest valid copy of this setup. Returns 0 and fills `*out`
 /// when a state was found; `-ENOENT` when neither copy holds one (never saved, blank, damaged or another

@@ -27,3 +27,5 @@ void dm_remap_v4_spare_pool_destroy(struct dm_remap_v4_spare_pool *h);
 EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_destroy);
 int dm_remap_v4_spare_pool_check_min_spare(u64 main_sectors, u64 pool_sectors, u32 min_percent, u64 *required);
 EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_check_min_spare);
+int dm_remap_v4_spare_pool_set_state(struct dm_remap_v4_spare_pool *h, u32 spare, u32 state);
+EXPORT_SYMBOL_GPL(dm_remap_v4_spare_pool_set_state);

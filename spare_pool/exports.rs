@@ -208,6 +208,33 @@ pub unsafe extern "C" fn dm_remap_v4_spare_pool_free(
     }
 }
 
+/// Sets the state of `spare` (`SpareState` as a number: 0 active, 1 draining, 2 failed, 3 missing): only an
+/// active spare is allocated from; its units stay claimed whatever its state. 0, `-ENODEV` for no such
+/// spare, `-EINVAL` for an unknown state.
+///
+/// # Safety
+///
+/// `h` must be a live handle, not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_spare_pool_set_state(
+    h: *mut PoolHandle,
+    spare: u32,
+    state: u32,
+) -> c_int {
+    // SAFETY: live and exclusive (caller's contract).
+    let h = unsafe { &mut *h };
+    let Some(state) = SpareState::from_u32(state) else {
+        return EINVAL.to_errno();
+    };
+    match h.slot(spare) {
+        Ok(s) => {
+            s.state = state;
+            0
+        }
+        Err(e) => e.errno(),
+    }
+}
+
 /// Used and total units of `spare`; both 0 for a spare that does not exist.
 ///
 /// # Safety

@@ -8,6 +8,7 @@
 use kernel::prelude::*;
 
 mod dm;
+mod drain;
 mod gate;
 mod imports;
 mod loader;

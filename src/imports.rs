@@ -35,6 +35,7 @@ extern "C" {
     ) -> c_int;
     fn dm_remap_v4_metadata_close(store: *mut c_void);
     fn dm_remap_v4_metadata_version(store: *const c_void) -> u64;
+    fn dm_remap_v4_metadata_last_seq(store: *const c_void) -> u64;
     fn dm_remap_v4_metadata_commit(
         store: *mut c_void,
         records: *const RecordAbi,
@@ -78,6 +79,7 @@ extern "C" {
     fn dm_remap_v4_spare_pool_allocate(h: *mut c_void, spare: *mut u32, unit: *mut u64) -> c_int;
     fn dm_remap_v4_spare_pool_free(h: *mut c_void, spare: u32, unit: u64) -> c_int;
     fn dm_remap_v4_spare_pool_counts(h: *mut c_void, spare: u32, used: *mut u64, total: *mut u64);
+    fn dm_remap_v4_spare_pool_set_state(h: *mut c_void, spare: u32, state: u32) -> c_int;
     fn dm_remap_v4_spare_pool_destroy(h: *mut c_void);
 }
 
@@ -199,6 +201,12 @@ impl Metadata {
         unsafe { dm_remap_v4_metadata_version(self.0.as_ptr()) }
     }
 
+    /// The sequence number of the last commit this member recorded.
+    pub(crate) fn last_seq(&self) -> u64 {
+        // SAFETY: a live handle; `&self` excludes a concurrent commit (which takes `&mut self`).
+        unsafe { dm_remap_v4_metadata_last_seq(self.0.as_ptr()) }
+    }
+
     /// `ESTALE` when someone else wrote to this spare's metadata since it was loaded or last written through
     /// this handle (a previous table that was still live).
     pub(crate) fn check_unchanged(&mut self) -> core::result::Result<(), (Error, &'static CStr)> {
@@ -302,6 +310,15 @@ fn errno_or_eio(r: c_int) -> Error {
     Error::from_errno(if r < 0 { r } else { -(bindings::EIO as i32) })
 }
 
+/// A spare's state in the allocator, numbered as `dm-remap-v4-spare-pool` takes it (its `SpareState`; every
+/// spare starts active).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum SpareState {
+    Draining = 1,
+    Missing = 3,
+}
+
 /// The allocator of the setup's spares (owned by `dm-remap-v4-spare-pool.ko`), freed when dropped. Spares are
 /// numbered by member index, in the order they were added.
 pub(crate) struct SparePool(NonNull<c_void>);
@@ -354,6 +371,14 @@ impl SparePool {
         // SAFETY: live handle, exclusive use.
         kernel::error::to_result(unsafe {
             dm_remap_v4_spare_pool_free(self.0.as_ptr(), spare, unit)
+        })
+    }
+
+    /// Sets the state of `spare`: only an active spare is allocated from.
+    pub(crate) fn set_state(&mut self, spare: u32, state: SpareState) -> Result {
+        // SAFETY: live handle, exclusive use.
+        kernel::error::to_result(unsafe {
+            dm_remap_v4_spare_pool_set_state(self.0.as_ptr(), spare, state as u32)
         })
     }
 

@@ -7,13 +7,15 @@
 //! another setup, a missing member or damaged metadata changes nothing on disk.
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 use kernel::str::CString;
 
 use crate::dm::{CtrError, Device, TargetCtr};
-use crate::imports::{check_min_spare, plan_format, random_uuid, LoadSink, Metadata, SparePool};
+use crate::imports::{
+    check_min_spare, plan_format, random_uuid, LoadSink, Metadata, SparePool, SpareState,
+};
 use crate::loader::{claim_loaded_units, Loader};
 use crate::logic::table::{TableArgs, MAX_SPARES};
 use crate::md_abi::{
@@ -22,8 +24,41 @@ use crate::md_abi::{
 };
 use crate::table::RemapTable;
 
+/// What a spare of a running setup is for, as the `spares` message shows it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum SpareRole {
+    /// New units may come from it.
+    Active = 0,
+    /// `drain` is moving its units elsewhere: no new units from it; its units stay readable.
+    Draining = 1,
+    /// Drained and recorded as removed from the setup: the next table may leave it out.
+    Removed = 2,
+}
+
+impl SpareRole {
+    /// The word for it in the `spares` message.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SpareRole::Active => "active",
+            SpareRole::Draining => "draining",
+            SpareRole::Removed => "removed",
+        }
+    }
+
+    fn from_u32(n: u32) -> Self {
+        match n {
+            0 => SpareRole::Active,
+            1 => SpareRole::Draining,
+            _ => SpareRole::Removed,
+        }
+    }
+}
+
 /// One spare device of a running setup.
 pub(crate) struct SpareDev {
+    /// Its member index: what remap entries and the allocator call it.
+    pub(crate) member: u32,
     pub(crate) dev: Device,
     /// First sector of its pool, after the metadata region.
     pub(crate) pool_start: u64,
@@ -34,6 +69,8 @@ pub(crate) struct SpareDev {
     pub(crate) used: AtomicU64,
     /// On the main device's disk (a partition of it): new units come from the other spares first.
     pub(crate) same_disk_as_main: bool,
+    /// A [`SpareRole`]; changed under the remapper's update mutex, read without it.
+    role: AtomicU32,
 }
 
 impl SpareDev {
@@ -41,13 +78,23 @@ impl SpareDev {
     pub(crate) fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }
+
+    pub(crate) fn role(&self) -> SpareRole {
+        SpareRole::from_u32(self.role.load(Ordering::Relaxed))
+    }
+
+    /// Call with the remapper's update mutex held, after the allocator's state was set to match.
+    pub(crate) fn set_role(&self, u: SpareRole) {
+        self.role.store(u as u32, Ordering::Relaxed);
+    }
 }
 
 /// The devices and the table line's settings: what the constructor hands the target's state, which keeps it
 /// as it is.
 pub(crate) struct Setup {
     pub(crate) main: Device,
-    /// The spares, by member index.
+    /// The spares of the table line, by member index; members removed from the setup are absent, so the
+    /// position of a spare is its member index only until one is removed (see [`Setup::spare`]).
     pub(crate) spares: KVec<SpareDev>,
     /// Member index of each spare in table order, for the table line.
     pub(crate) table_order: KVec<u32>,
@@ -71,6 +118,20 @@ pub(crate) struct Setup {
     /// Most entries every spare's metadata can hold (the smallest capacity: a spare that joined later may
     /// have been sized for more).
     pub(crate) capacity: u64,
+    /// Spares the setup has had: member indices are below it (removed members included).
+    pub(crate) member_count: u32,
+}
+
+impl Setup {
+    /// The spare with member index `member`.
+    pub(crate) fn spare(&self, member: u32) -> Option<&SpareDev> {
+        let at = usize::try_from(member).ok()?;
+        match self.spares.get(at) {
+            Some(s) if s.member == member => Some(s),
+            // Bounded by the spares (at most 16).
+            _ => self.spares.iter().find(|s| s.member == member),
+        }
+    }
 }
 
 /// A setup whose spares are open and agree.
@@ -82,6 +143,8 @@ pub(crate) struct Assembled {
     pub(crate) pool: SparePool,
     /// Members to bring up to date before the table serves I/O.
     pub(crate) resync: Option<Resync>,
+    /// Bit `i`: member `i` was removed from the setup.
+    pub(crate) removed: u32,
 }
 
 /// Members that missed commits or do not know every member yet: at resume, each gets a checkpoint of the
@@ -90,6 +153,8 @@ pub(crate) struct Assembled {
 pub(crate) struct Resync {
     pub(crate) seq: u64,
     pub(crate) members: u32,
+    /// Bit `i`: member `i` was removed from the setup.
+    pub(crate) removed: u32,
     /// Bit `i`: member `i`.
     pub(crate) mask: u32,
 }
@@ -235,11 +300,43 @@ pub(crate) fn assemble(
             newest = Some(pos);
         }
     }
-    if known < count {
+    // Members drained and removed from the setup (`drain`), as the newest member records them: never named
+    // again, and not missing when left out.
+    let removed = newest
+        .and_then(|pos| opened.get(pos))
+        .and_then(|o| o.md.as_ref())
+        .map_or(0, |(_, r)| r.removed_members);
+    let is_removed = |index: u32| {
+        1u32.checked_shl(index)
+            .is_some_and(|bit| removed & bit != 0)
+    };
+    for (o, r) in opened
+        .iter()
+        .filter_map(|o| o.md.as_ref().map(|(_, r)| (o, r)))
+    {
+        if is_removed(r.member_index) {
+            pr_err!(
+                "spare {} is member {} of this setup, which was drained and removed from it\n",
+                o.dev.name(),
+                r.member_index
+            );
+            return Err(ctr_err(
+                EINVAL,
+                c"A spare was removed from this setup; wipe its metadata region to add it again",
+            ));
+        }
+    }
+    let gone = (0..count).filter(|&i| is_removed(i)).count();
+    if u32::try_from(gone)
+        .ok()
+        .and_then(|g| known.checked_add(g))
+        .is_none_or(|k| k < count)
+    {
         pr_err!(
-            "the table names {} of the {} spares of this setup\n",
+            "the table names {} of the {} spares of this setup ({} removed)\n",
             known,
-            count
+            count,
+            gone
         );
         return Err(ctr_err(
             ENODEV,
@@ -344,12 +441,17 @@ pub(crate) fn assemble(
     if count > 0 {
         let mut mask = 0u32;
         for (_, r) in opened.iter().filter_map(|o| o.md.as_ref()) {
-            if r.last_seq < seq || r.member_count < members {
+            if r.last_seq < seq || r.member_count < members || r.removed_members != removed {
                 mask |= 1u32.checked_shl(r.member_index).unwrap_or(0);
             }
         }
         if mask != 0 {
-            resync = Some(Resync { seq, members, mask });
+            resync = Some(Resync {
+                seq,
+                members,
+                removed,
+                mask,
+            });
         }
     }
 
@@ -371,17 +473,27 @@ pub(crate) fn assemble(
         SparePool::new().map_err(|e| ctr_err(e, c"Cannot allocate the spare pool allocator"))?;
     let (mut bad_copies, mut repaired) = (0u32, 0u32);
     let mut capacity = u64::MAX;
-    // `opened` is sorted by member index and holds members 0..members exactly once each.
-    for (index, o) in opened.drain_all().enumerate() {
+    // `opened` is sorted by member index and holds each member of 0..members once, but the removed ones. The
+    // allocator numbers spares by member index: a removed member is an empty spare it never allocates from.
+    let mut index = 0u32;
+    for o in opened.drain_all() {
         let Some((md, r)) = o.md else {
             return Err(ctr_err(EINVAL, c"Spare list changed"));
         };
-        if usize::try_from(r.member_index) != Ok(index) {
+        // Bounded by the member index (below 16).
+        while index < r.member_index && is_removed(index) {
+            pool.add_spare(0, false)
+                .and_then(|()| pool.set_state(index, SpareState::Missing))
+                .map_err(|e| ctr_err(e, c"Cannot allocate the spare pool allocator"))?;
+            index = index.saturating_add(1);
+        }
+        if r.member_index != index {
             return Err(ctr_err(
                 EINVAL,
                 c"Spare member indices of this setup are not contiguous",
             ));
         }
+        index = index.saturating_add(1);
         if r.bad_copies != 0 {
             pr_warn!(
                 "spare {}: {} damaged metadata superblock copies, {} rewritten\n",
@@ -408,6 +520,8 @@ pub(crate) fn assemble(
         spares
             .push(
                 SpareDev {
+                    member: r.member_index,
+                    role: AtomicU32::new(SpareRole::Active as u32),
                     dev: o.dev,
                     pool_start: r.pool_start,
                     pool_units: r.pool_units,
@@ -418,9 +532,11 @@ pub(crate) fn assemble(
             )
             .map_err(|e| ctr_err(e.into(), c"Cannot allocate the spare list"))?;
     }
-    let pool_units = |spare: u32| {
-        let i = usize::try_from(spare).ok()?;
-        spares.get(i).map(|s: &SpareDev| s.pool_units)
+    let pool_units = |member: u32| {
+        spares
+            .iter()
+            .find(|s| s.member == member)
+            .map(|s: &SpareDev| s.pool_units)
     };
     claim_loaded_units(&table, &mut pool, pool_units).map_err(|e| {
         if e == EUCLEAN {
@@ -451,10 +567,12 @@ pub(crate) fn assemble(
             bad_copies,
             repaired,
             capacity,
+            member_count: members,
         },
         metadata,
         table,
         pool,
         resync,
+        removed,
     })
 }

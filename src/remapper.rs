@@ -21,7 +21,7 @@ use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{Entry, RemapLookup};
 use crate::logic::scrub::proactive_allowed;
 use crate::md_abi::{RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING};
-use crate::members::{Resync, Setup, SpareDev};
+use crate::members::{Resync, Setup, SpareDev, SpareRole};
 use crate::stats::{IoStats, RemapCause};
 use crate::table::{Entries, RemapTable};
 
@@ -88,6 +88,8 @@ pub(crate) struct Updates {
     pub(crate) commit_failure: Option<&'static CStr>,
     /// Members to bring up to date at the first resume.
     pub(crate) resync: Option<Resync>,
+    /// Bit `i`: member `i` was removed from the setup (grows when a drain completes).
+    pub(crate) removed: u32,
     /// Why the staged relocations are made (for the remap counters).
     pub(crate) cause: RemapCause,
 }
@@ -104,7 +106,7 @@ pub(crate) enum ScrubFix {
 
 /// Longest the scrub waits for writes in flight to a unit it is about to relocate; a disk that slow gets the
 /// unit relocated on a later pass.
-const GATE_TIMEOUT_MS: i64 = 10_000;
+pub(crate) const GATE_TIMEOUT_MS: i64 = 10_000;
 
 /// Records in one group commit: what one journal block holds.
 pub(crate) const MAX_BATCH: usize = 126;
@@ -119,14 +121,17 @@ pub(crate) struct Remapper {
     pub(crate) setup: Setup,
     pub(crate) table: RemapTable,
     pub(crate) stats: IoStats,
-    /// Holds a unit the scrub relocates while the device is live.
+    /// Holds a unit the scrub or a drain moves while the device is live.
     pub(crate) gate: WriteGate,
+    /// Taken around a hold of the gate, which has one holder at a time.
+    #[pin]
+    pub(crate) holder: Mutex<()>,
     /// A unit needed a spare unit and none was left.
     exhausted: AtomicBool,
     /// A metadata commit failed: the on-disk state is unknown, so nothing more is relocated.
-    md_failed: AtomicBool,
+    pub(crate) md_failed: AtomicBool,
     /// The metadata version after the last commit (a checkpoint raises it), for `status` without the mutex.
-    md_version: AtomicU64,
+    pub(crate) md_version: AtomicU64,
 }
 
 /// A record for the metadata journal, stamped with the current time.
@@ -219,8 +224,8 @@ impl Remapper {
     ) -> impl PinInit<Self, Error> {
         let mut updates = updates;
         let md_version = updates.metadata.first().map_or(0, |m| m.version());
-        for (i, spare) in setup.spares.iter().enumerate() {
-            let used = u32::try_from(i).map_or(0, |i| updates.pool.counts(i).0);
+        for spare in setup.spares.iter() {
+            let used = updates.pool.counts(spare.member).0;
             spare.used.store(used, Ordering::Relaxed);
         }
         try_pin_init!(Self {
@@ -229,6 +234,7 @@ impl Remapper {
             table,
             stats: IoStats::default(),
             gate: WriteGate::new(),
+            holder <- kernel::new_mutex!((), "dm-remap-v4 gate holder"),
             exhausted: AtomicBool::new(false),
             md_failed: AtomicBool::new(false),
             md_version: AtomicU64::new(md_version),
@@ -241,7 +247,7 @@ impl Remapper {
 
     /// The spare with member index `spare`.
     pub(crate) fn spare(&self, spare: u32) -> Option<&SpareDev> {
-        self.setup.spares.get(usize::try_from(spare).ok()?)
+        self.setup.spare(spare)
     }
 
     /// First sector of `unit` of spare `spare`; `None` for anything outside its pool.
@@ -268,11 +274,11 @@ impl Remapper {
     }
 
     /// Mirrors the pool's counts after a change (see [`SpareDev::used`]).
-    fn note_pool(&self, u: &mut Updates) {
-        for (i, spare) in self.setup.spares.iter().enumerate() {
-            if let Ok(i) = u32::try_from(i) {
-                spare.used.store(u.pool.counts(i).0, Ordering::Relaxed);
-            }
+    pub(crate) fn note_pool(&self, u: &mut Updates) {
+        for spare in self.setup.spares.iter() {
+            spare
+                .used
+                .store(u.pool.counts(spare.member).0, Ordering::Relaxed);
         }
     }
 
@@ -344,7 +350,7 @@ impl Remapper {
     /// Commits the staged changes durably, in one journal commit after one flush of the spare, then publishes
     /// them. A failed commit frees the staged spare units and stops all further changes (`state=failed`): what
     /// is on disk is then unknown.
-    fn commit_batch(&self, u: &mut Updates) -> Result<(), (Error, &'static CStr)> {
+    pub(crate) fn commit_batch(&self, u: &mut Updates) -> Result<(), (Error, &'static CStr)> {
         if u.batch.is_empty() {
             return Ok(());
         }
@@ -366,19 +372,23 @@ impl Remapper {
         }
         // Relocated data must be durable before the mapping that points at it, and each spare's metadata
         // flush covers only that spare.
-        for (i, spare) in self.setup.spares.iter().enumerate() {
+        for spare in self.setup.spares.iter() {
             let holds_data = u
                 .batch
                 .iter()
-                .any(|r| r.state == RECORD_ACTIVE && usize::try_from(r.spare_index) == Ok(i));
+                .any(|r| r.state == RECORD_ACTIVE && r.spare_index == spare.member);
             if holds_data && spare.dev.flush_sync().is_err() {
                 self.stats.device_error();
                 return Err((EIO, c"flushing a spare failed"));
             }
         }
         // Every spare holds the whole table. A failure part-way leaves the later spares one commit behind;
-        // the next table load takes the newest spare and brings the others up to date.
-        for md in u.metadata.iter_mut() {
+        // the next table load takes the newest spare and brings the others up to date. A removed spare keeps
+        // the state that removed it.
+        for (spare, md) in self.setup.spares.iter().zip(u.metadata.iter_mut()) {
+            if spare.role() == SpareRole::Removed {
+                continue;
+            }
             let mut snapshot = Snapshot::new(&self.table, &u.batch);
             if let Err(e) = md.commit(&u.batch, &mut snapshot) {
                 self.md_failed.store(true, Ordering::Relaxed);
@@ -395,12 +405,25 @@ impl Remapper {
         // Durable from here on. Insertion can only fail for lack of memory; the entry is then used from the
         // next table load.
         let mut published = Ok(());
+        let mut freed = false;
         for r in u.batch.iter() {
             let entry = match r.state {
-                RECORD_ACTIVE => Entry::Remapped {
-                    spare: r.spare_index,
-                    unit: r.spare_unit,
-                },
+                RECORD_ACTIVE => {
+                    // A unit moved off a draining spare gives its old unit back (the spare hands out none, so
+                    // a read still in flight there is safe); elsewhere an old unit was retired by its failure.
+                    if let Some(Entry::Remapped { spare, unit }) = self.table.get(r.main_unit) {
+                        if self
+                            .spare(spare)
+                            .is_some_and(|s| s.role() != SpareRole::Active)
+                        {
+                            freed |= u.pool.free(spare, unit).is_ok();
+                        }
+                    }
+                    Entry::Remapped {
+                        spare: r.spare_index,
+                        unit: r.spare_unit,
+                    }
+                }
                 RECORD_PENDING => Entry::Pending,
                 _ => {
                     if let Err(e) = self.table.remove(r.main_unit) {
@@ -414,6 +437,9 @@ impl Remapper {
                 published = Err((e, c"change committed but not in memory: reload the table"));
             }
         }
+        if freed {
+            self.note_pool(u);
+        }
         // Failing to merge (memory) only leaves the changes where they are, still correct; try next time.
         let _ = self.table.compact_if_due();
         published
@@ -421,7 +447,7 @@ impl Remapper {
 
     /// Gives `unit` a fresh spare unit holding `u.buf` and stages the mapping; returns the spare and sector. A
     /// spare unit that fails the write is retired (left allocated, never handed out again).
-    fn stage_relocation(
+    pub(crate) fn stage_relocation(
         &self,
         u: &mut Updates,
         unit: u64,
@@ -476,14 +502,18 @@ impl Remapper {
                 else {
                     return Err((EINVAL, c"remap entry outside the pool"));
                 };
-                if written(&dev.dev, sector, &mut u.buf) {
-                    return Ok(());
+                // A unit of a spare being drained moves with its next write (its old unit stays claimed on
+                // the drained spare, which hands out no unit again).
+                if dev.role() == SpareRole::Active {
+                    if written(&dev.dev, sector, &mut u.buf) {
+                        return Ok(());
+                    }
+                    self.stats.device_error();
+                    warn(format_args!(
+                        "spare {} unit {} failed a write; retired",
+                        spare, su
+                    ));
                 }
-                self.stats.device_error();
-                warn(format_args!(
-                    "spare {} unit {} failed a write; retired",
-                    spare, su
-                ));
             }
             Some(Entry::Pending) => {}
             None => {
@@ -500,10 +530,10 @@ impl Remapper {
             }
         }
         let (spare, spare_sector) = self.stage_relocation(u, unit)?;
-        let why = if entry == Some(Entry::Pending) {
-            "pending unit written"
-        } else {
-            "write failed"
+        let why = match entry {
+            Some(Entry::Pending) => "pending unit written",
+            Some(Entry::Remapped { .. }) => "spare unit written",
+            None => "write failed",
         };
         warn(format_args!(
             "sector {}: {}; relocating to spare {} sector {}",
@@ -751,23 +781,15 @@ impl Remapper {
         let Some(r) = u.resync else {
             return Ok(());
         };
-        for (i, (spare, md)) in self
-            .setup
-            .spares
-            .iter()
-            .zip(u.metadata.iter_mut())
-            .enumerate()
-        {
-            let wanted = u32::try_from(i)
-                .ok()
-                .and_then(|i| 1u32.checked_shl(i))
+        for (spare, md) in self.setup.spares.iter().zip(u.metadata.iter_mut()) {
+            let wanted = 1u32
+                .checked_shl(spare.member)
                 .is_some_and(|bit| r.mask & bit != 0);
             if !wanted {
                 continue;
             }
-            if let Err((e, why)) =
-                md.resync(r.seq, r.members, 0, &mut Snapshot::new(&self.table, &[]))
-            {
+            let table = &mut Snapshot::new(&self.table, &[]);
+            if let Err((e, why)) = md.resync(r.seq, r.members, r.removed, table) {
                 self.md_failed.store(true, Ordering::Relaxed);
                 pr_err!(
                     "spare {}: bringing its metadata up to date failed: {}\n",
@@ -779,7 +801,7 @@ impl Remapper {
             pr_info!(
                 "spare {} (member {}) brought up to date: sequence {}, {} spares\n",
                 spare.dev.name(),
-                i,
+                spare.member,
                 r.seq,
                 r.members
             );
@@ -817,6 +839,7 @@ impl Remapper {
                 c"the spares are nearly full; their last tenth is kept for units that fail",
             ));
         }
+        let _holder = self.holder.lock();
         if !self.gate.hold(unit, GATE_TIMEOUT_MS) {
             return Err((EBUSY, c"writes to the unit did not complete in time"));
         }
@@ -852,15 +875,16 @@ impl Remapper {
 
     /// The `spares` message: one line per spare, by member index.
     pub(crate) fn list_spares(&self, out: &mut OutBuf<'_>) {
-        for (index, s) in self.setup.spares.iter().enumerate() {
+        for s in self.setup.spares.iter() {
             // Bounded by the spares; stops once the output buffer is full.
             if writeln!(
                 out,
-                "{} {} used={} total={} state=active same_disk_as_main={}",
-                index,
+                "{} {} used={} total={} state={} same_disk_as_main={}",
+                s.member,
                 s.dev.name(),
                 s.used(),
                 s.pool_units,
+                s.role().name(),
                 u8::from(s.same_disk_as_main)
             )
             .is_err()

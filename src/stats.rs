@@ -36,6 +36,8 @@ pub(crate) enum RemapCause {
     Manual,
     /// The scrub found the unit slow.
     Proactive,
+    /// `drain` moved a remapped unit to another spare: not a new remap, not counted.
+    Moved,
 }
 
 /// Which counter a completed bio belongs to.
@@ -73,6 +75,7 @@ impl IoStats {
             RemapCause::Auto => &self.remaps_auto,
             RemapCause::Manual => &self.remaps_manual,
             RemapCause::Proactive => &self.remaps_proactive,
+            RemapCause::Moved => return,
         };
         c.fetch_add(n, Ordering::Relaxed);
     }

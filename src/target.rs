@@ -31,7 +31,7 @@ use crate::logic::status::{
 use crate::logic::table::parse_table;
 use crate::logic::table::MAX_SPARES;
 use crate::md_abi::{OpenParams, MAIN_ID_SIZE};
-use crate::members::{assemble, Assembled};
+use crate::members::{assemble, Assembled, SpareRole};
 use crate::remapper::{BioState, Remapper, Route, Updates, MAX_BATCH, SECTOR_BYTES};
 use crate::scrub::Scrubber;
 use crate::stats::{IoKind, RemapCause};
@@ -93,17 +93,16 @@ fn sector_check(
     Ok(())
 }
 
-/// Logs why a message was refused (rate-limited) and returns its errno.
+/// Logs why a message was refused and returns its errno. Not rate-limited: each line answers an
+/// administrator's command, and device-mapper's shared limit may be spent on I/O errors just then.
 fn refused(what: &str, sector: u64, done: Result<(), (Error, &'static CStr)>) -> Result {
     done.map_err(|(e, why)| {
-        if crate::dm::log_ratelimit() {
-            pr_warn!(
-                "{} {} refused: {}\n",
-                what,
-                sector,
-                why.to_str().unwrap_or("?")
-            );
-        }
+        pr_warn!(
+            "{} {} refused: {}\n",
+            what,
+            sector,
+            why.to_str().unwrap_or("?")
+        );
         e
     })
 }
@@ -171,6 +170,7 @@ impl Target for RemapTarget {
             table,
             pool,
             resync,
+            removed,
         } = assemble(ctr, &line, main, base)?;
         let buf = unit_buffer(unit_bytes)?;
         let check = unit_buffer(unit_bytes)?;
@@ -191,6 +191,7 @@ impl Target for RemapTarget {
             check,
             batch,
             resync,
+            removed,
             cause: RemapCause::Auto,
             staged: 0,
             commit_failure: None,
@@ -211,7 +212,11 @@ impl Target for RemapTarget {
             // Empty flush: one copy per device, the main's first.
             let dev = match bio.target_bio_nr() {
                 FLUSH_MAIN => &r.setup.main,
-                n => match n.checked_sub(1).and_then(|i| r.spare(i)) {
+                n => match n
+                    .checked_sub(1)
+                    .and_then(|i| usize::try_from(i).ok())
+                    .and_then(|i| r.setup.spares.get(i))
+                {
                     Some(s) => &s.dev,
                     None => return MapResult::Kill,
                 },
@@ -252,30 +257,35 @@ impl Target for RemapTarget {
         pb.iter = bio.iter();
         pb.offset = offset;
         let data = matches!(bio.op(), Op::Read | Op::Write | Op::WriteZeroes);
+        if writes && !matches!(dest, Dest::Defer) {
+            let us = u64::from(r.unit_sectors());
+            let last = offset.saturating_add(u64::from(piece_sectors.saturating_sub(1))) / us;
+            if r.gate.blocks(offset / us, last) {
+                // Its unit is being copied to a spare: the worker writes it where the copy leaves it.
+                r.gate.exit(&mut ticket);
+                pb.taken = true;
+                return MapResult::Take;
+            }
+            pb.ticket = ticket;
+        }
         match dest {
             Dest::Main { sector } => {
-                if writes {
-                    let us = u64::from(r.unit_sectors());
-                    let last =
-                        offset.saturating_add(u64::from(piece_sectors.saturating_sub(1))) / us;
-                    if r.gate.blocks(offset / us, last) {
-                        // Its unit is being copied to a spare: the worker writes it where the copy leaves it.
-                        r.gate.exit(&mut ticket);
-                        pb.taken = true;
-                        return MapResult::Take;
-                    }
-                    pb.ticket = ticket;
-                }
                 pb.route = if data { Route::Main } else { Route::Other };
                 // One clock read per data bio to main, for the latency histogram.
                 pb.started = data.then(Instant::<Monotonic>::now);
                 bio.remap(&r.setup.main, sector);
             }
             Dest::Spare { spare, sector } => {
-                r.gate.exit(&mut ticket);
                 let Some(s) = r.spare(spare) else {
+                    r.gate.exit(&mut pb.ticket);
                     return MapResult::Kill;
                 };
+                if writes && s.role() != SpareRole::Active {
+                    // A unit of a draining spare moves with its next write.
+                    r.gate.exit(&mut pb.ticket);
+                    pb.taken = true;
+                    return MapResult::Take;
+                }
                 pb.route = if data { Route::Spare } else { Route::Other };
                 bio.remap(&s.dev, sector);
             }
@@ -421,6 +431,10 @@ impl Target for RemapTarget {
                 r.list_spares(out);
                 Ok(())
             }
+            Ok(Message::Drain { member }) => {
+                let done = r.drain(member, out);
+                refused("drain of spare", u64::from(member), done)
+            }
             Ok(Message::ScrubStart) => {
                 self.scrub.start();
                 Ok(())
@@ -450,12 +464,11 @@ impl Target for RemapTarget {
                 refused("clear_pending", sector, done)
             }
             Err(e) => {
-                if crate::dm::log_ratelimit() {
-                    pr_warn!(
-                        "message rejected: {}\n",
-                        e.message().to_str().unwrap_or("?")
-                    );
-                }
+                // Not rate-limited, as in `refused`.
+                pr_warn!(
+                    "message rejected: {}\n",
+                    e.message().to_str().unwrap_or("?")
+                );
                 Err(EINVAL)
             }
         }

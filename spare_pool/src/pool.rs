@@ -27,6 +27,17 @@ pub enum SpareState {
 }
 
 impl SpareState {
+    /// The state numbered `n` (its discriminant), as the kernel module's ABI passes it.
+    pub fn from_u32(n: u32) -> Option<Self> {
+        match n {
+            0 => Some(SpareState::Active),
+            1 => Some(SpareState::Draining),
+            2 => Some(SpareState::Failed),
+            3 => Some(SpareState::Missing),
+            _ => None,
+        }
+    }
+
     /// Whether new units may be handed out from a spare in this state.
     pub fn allocatable(self) -> bool {
         self == SpareState::Active

@@ -127,3 +127,17 @@ fn at_most_max_spares() {
     assert!(empty.is_empty());
     assert_eq!(empty.allocate(), Err(Error::NoSpace));
 }
+
+#[test]
+fn state_numbers_round_trip_and_unknown_ones_are_refused() {
+    for s in [
+        SpareState::Active,
+        SpareState::Draining,
+        SpareState::Failed,
+        SpareState::Missing,
+    ] {
+        assert_eq!(SpareState::from_u32(s as u32), Some(s));
+    }
+    assert_eq!(SpareState::from_u32(4), None);
+    assert_eq!(SpareState::from_u32(u32::MAX), None);
+}

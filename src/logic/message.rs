@@ -4,7 +4,7 @@ use core::ffi::CStr;
 
 use super::arg::{is, Arg};
 use super::number::{parse_u32, parse_u64};
-use super::table::MAX_SCRUB_RATE_KIB;
+use super::table::{MAX_SCRUB_RATE_KIB, MAX_SPARES};
 
 /// A parsed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,12 @@ pub enum Message {
     ClearStats,
     /// `spares`: one line per spare device with its member index, device, used and total units and state.
     Spares,
+    /// `drain <member>`: move every unit of the spare with that member index to the other spares, then
+    /// remove it from the setup.
+    Drain {
+        /// The spare's member index, as `spares` shows it.
+        member: u32,
+    },
     /// `scrub start`: start the background scrub (where it stopped).
     ScrubStart,
     /// `scrub stop`: stop it; its position is kept.
@@ -64,6 +70,8 @@ pub enum MessageError {
     BadNumber,
     /// `scrub rate` outside 1 to `table::MAX_SCRUB_RATE_KIB`.
     BadScrubRate,
+    /// `drain` of a member index no setup can have.
+    BadMember,
 }
 
 impl MessageError {
@@ -74,6 +82,7 @@ impl MessageError {
             Self::WrongArgumentCount => c"wrong number of arguments for this message (send 'help')",
             Self::BadNumber => c"a numeric argument is not a decimal number",
             Self::BadScrubRate => c"scrub rate: expected KiB/s from 1 to 1048576",
+            Self::BadMember => c"drain: expected a spare's member index, 0 to 15 (see 'spares')",
         }
     }
 }
@@ -87,6 +96,7 @@ clear_pending <sector>: forget a failed read of the unit; it is read from and wr
 stats: the I/O and error counters, one key=value per line\n\
 clear_stats: set the I/O and error counters to zero\n\
 spares: one line per spare: '<index> <major:minor> used=<units> total=<units> state=<state>'\n\
+drain <index>: move every unit of that spare to the others, then remove it from the setup\n\
 scrub start|stop: start or stop the background scrub of the main device (it resumes where it stopped)\n\
 scrub status: where the scrub stands, one key=value per line\n\
 scrub rate <KiB/s>: how fast the scrub reads the main device\n";
@@ -123,6 +133,16 @@ where
     }
     if is(word, "spares") {
         return no_args(Message::Spares);
+    }
+    if is(word, "drain") {
+        let member = match (args.next(), rest) {
+            (Some(a), 1) => parse_u32(a.bytes()).ok_or(MessageError::BadNumber)?,
+            _ => return Err(MessageError::WrongArgumentCount),
+        };
+        if usize::try_from(member).is_ok_and(|m| m < MAX_SPARES) {
+            return Ok(Message::Drain { member });
+        }
+        return Err(MessageError::BadMember);
     }
     if is(word, "remap") {
         return Ok(Message::Remap {

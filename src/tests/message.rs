@@ -89,6 +89,7 @@ fn help_names_every_message() {
         "stats",
         "clear_stats",
         "spares",
+        "drain",
         "scrub",
     ] {
         assert!(
@@ -134,4 +135,19 @@ fn scrub() {
         Err(MessageError::WrongArgumentCount)
     );
     assert_eq!(parse("scrub faster"), Err(MessageError::Unknown));
+}
+
+#[test]
+fn drain() {
+    assert_eq!(parse("drain 0"), Ok(Message::Drain { member: 0 }));
+    assert_eq!(parse("drain 15"), Ok(Message::Drain { member: 15 }));
+    assert_eq!(parse("drain 16"), Err(MessageError::BadMember));
+    assert_eq!(parse("drain 4294967296"), Err(MessageError::BadNumber));
+    assert_eq!(parse("drain /dev/sdb"), Err(MessageError::BadNumber));
+    assert_eq!(parse("drain"), Err(MessageError::WrongArgumentCount));
+    assert_eq!(parse("drain 1 2"), Err(MessageError::WrongArgumentCount));
+    assert_ne!(
+        MessageError::BadMember.message(),
+        MessageError::BadNumber.message()
+    );
 }

@@ -217,3 +217,103 @@ test_a_spare_on_the_main_disk_is_used_last() {
 	same_bytes "data" "$WORK/a" /dev/mapper/r 0
 	dmsetup remove r
 }
+
+# `drain` moves a spare's units to the other spares while writes to them go on, then removes the spare from
+# the setup: the next table may leave it out, and may not name it again. A unit whose copy on the spare cannot
+# be read stays there (its reads fail, as before) until a write moves it.
+test_a_drained_spare_is_removed_and_may_be_left_out() {
+	local main s0 s1 s2 len first=2048 n=256 bad i k s before table
+	main=$(make_loop main 16) s0=$(make_loop s0 8) s1=$(make_loop s1 8) s2=$(make_loop s2 8)
+	len=$(sectors "$main")
+	error_range mainx "$main" $first $n || { fail "create the failing main"; return; }
+	dust_over "$s0" d0 || { fail "dm-dust over spare 0"; return; }
+	table="0 $len $TARGET /dev/mapper/mainx /dev/mapper/d0 4 spare $s1 spare $s2"
+	dmsetup create r --table "$table" || { fail "create"; return; }
+	pattern "$WORK/a" 2048
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "write over the failing range"
+	assert_eq "remapped" $n "$(status_field r remapped)"
+	assert_eq "all on spare 0" "used=$n state=active" "$(spare_line r 0 | cut -d' ' -f1,3)"
+	dmesg_mark
+	dmsetup message r 0 drain 16 2>/dev/null && fail "drain 16 accepted"
+	assert_contains "bad member" "drain: expected a spare's member index, 0 to 15" "$(dmesg_new)"
+	dmsetup message r 0 drain 3 2>/dev/null && fail "a drain of no member was accepted"
+	assert_contains "no such member" "no spare has that member index" "$(dmesg_new)"
+	assert_eq "refusals change nothing" "used=$n state=active" "$(spare_line r 0 | cut -d' ' -f1,3)"
+	# Unit first+7 cannot be read from spare 0.
+	bad=$(dmsetup message r 0 list | awk -v s=$((first + 7)) '$1 == s {print $3}')
+	dmsetup message d0 0 addbadblock "$bad" >/dev/null || fail "addbadblock $bad"
+	# Numbered writes to 64 of the units while the drain runs.
+	rm -f "$WORK/drain.rc"
+	(
+		dmsetup message r 0 drain 0 >/dev/null 2>&1
+		echo $? >"$WORK/drain.rc"
+	) &
+	i=0
+	while [ ! -f "$WORK/drain.rc" ] && [ $i -lt 2000 ]; do
+		s=$((first + 8 + i % 64))
+		printf '%-512s' "write $i to $s" | dd of=/dev/mapper/r oflag=direct bs=512 seek=$s conv=notrunc 2>/dev/null ||
+			fail "write $i"
+		i=$((i + 1))
+	done
+	wait
+	[ $i -ge 4 ] || fail "only $i writes overlapped the drain"
+	assert_eq "the drain failed" 1 "$(cat "$WORK/drain.rc")"
+	assert_contains "why" "1 could not be read from it and stay there" "$(dmesg_new)"
+	assert_contains "what to do" "they stay on it until written, then drain again" "$(dmesg_new)"
+	assert_eq "spare 0 keeps the unreadable unit" "used=1 state=draining" "$(spare_line r 0 | cut -d' ' -f1,3)"
+	assert_eq "its entry" "$((first + 7)) 0" "$(dmsetup message r 0 list | awk '$2 == 0 {print $1, $2}')"
+	dd if=/dev/mapper/r iflag=direct bs=512 skip=$((first + 7)) count=1 of=/dev/null 2>/dev/null &&
+		fail "the unreadable unit was read"
+	# What each unit holds: its last numbered write, else the pattern.
+	cp "$WORK/a" "$WORK/exp"
+	for ((k = 0; k < 64 && k < i; k++)); do
+		s=$((first + 8 + k))
+		printf '%-512s' "write $((i - 1 - (i - 1 - k) % 64)) to $s" |
+			dd of="$WORK/exp" bs=512 seek=$s conv=notrunc 2>/dev/null
+	done
+	dd if="$WORK/exp" of="$WORK/head" bs=512 count=$((first + 7)) 2>/dev/null
+	dd if="$WORK/exp" of="$WORK/tail" bs=512 skip=$((first + 8)) 2>/dev/null
+	same_bytes "units before the unreadable one, after $i writes" "$WORK/head" /dev/mapper/r 0
+	same_bytes "units after it" "$WORK/tail" /dev/mapper/r $((first + 8))
+	# A write moves the unreadable unit; the drain then completes.
+	printf '%-512s' "healed" >"$WORK/b"
+	write_at "$WORK/b" /dev/mapper/r $((first + 7)) || fail "write to the unreadable unit"
+	assert_eq "it moved to spare 1" "$((first + 7)) 1" \
+		"$(dmsetup message r 0 list $((first + 7)) 1 | awk '{print $1, $2}')"
+	dmsetup message r 0 drain 0 >"$WORK/out" || fail "drain again"
+	assert_contains "output" "drained spare 0 ($(majmin /dev/mapper/d0)): 0 units moved; removed from the setup" \
+		"$(cat "$WORK/out")"
+	assert_eq "spare 0 removed" "used=0 state=removed" "$(spare_line r 0 | cut -d' ' -f1,3)"
+	assert_eq "remapped" $n "$(status_field r remapped)"
+	assert_eq "spare 1 holds them" "used=$n state=active" "$(spare_line r 1 | cut -d' ' -f1,3)"
+	dd if="$WORK/b" of="$WORK/exp" bs=512 seek=$((first + 7)) conv=notrunc 2>/dev/null
+	same_bytes "all the data after the drain" "$WORK/exp" /dev/mapper/r 0
+	dmsetup message r 0 drain 0 2>/dev/null && fail "a removed spare was drained again"
+	assert_contains "removed already" "the spare was drained and removed already" "$(dmesg_new)"
+	# The removed spare may not come back, and the refusal writes nothing.
+	before=$(md5sum <"$s0")
+	dmsetup reload r --table "$table" 2>/dev/null && fail "a table naming the removed spare was loaded"
+	assert_contains "refused" "A spare was removed from this setup; wipe its metadata region to add it again" \
+		"$(dmesg_new)"
+	dmsetup remove r
+	dmsetup remove d0
+	assert_eq "the removed spare is untouched" "$before" "$(md5sum <"$s0")"
+	# A table without it, the spares in another order.
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/mainx $s2 2 spare $s1" || { fail "create without it"; return; }
+	assert_eq "members" "1 2" "$(dmsetup message r 0 spares | awk '{printf "%s%s", s, $1; s=" "}')"
+	assert_eq "remapped without it" $n "$(status_field r remapped)"
+	same_bytes "data without it" "$WORK/exp" /dev/mapper/r 0
+	no_unit_twice r
+	# Spare 1 drains into spare 2; spare 2 then has nowhere to drain to.
+	dmsetup message r 0 drain 1 >"$WORK/out" || fail "drain 1"
+	assert_contains "output" "drained spare 1 ($(majmin "$s1")): $n units moved" "$(cat "$WORK/out")"
+	dmsetup message r 0 drain 2 2>/dev/null && fail "a drain with nowhere to go was accepted"
+	assert_contains "no room" "the other spares have too few free units for the spare's units" "$(dmesg_new)"
+	assert_eq "spare 2 still active" "used=$n state=active" "$(spare_line r 2 | cut -d' ' -f1,3)"
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/mainx $s2" || { fail "create with spare 2 only"; return; }
+	same_bytes "data on spare 2 alone" "$WORK/exp" /dev/mapper/r 0
+	no_unit_twice r
+	dmsetup remove r
+	dmsetup remove mainx
+}

@@ -49,6 +49,14 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_eq!(decimal(&words[1]), Some(sector));
         }
+        Ok(Message::Drain { member }) => {
+            assert!(
+                words[0] == b"drain" && words.len() == 2,
+                "accepted {words:?}"
+            );
+            assert_eq!(decimal(&words[1]), Some(u64::from(member)));
+            assert!(member < 16);
+        }
         Ok(Message::ScrubStart) => assert_eq!(words, [&b"scrub"[..], b"start"]),
         Ok(Message::ScrubStop) => assert_eq!(words, [&b"scrub"[..], b"stop"]),
         Ok(Message::ScrubStatus) => assert_eq!(words, [&b"scrub"[..], b"status"]),
