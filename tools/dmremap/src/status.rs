@@ -22,7 +22,8 @@ pub struct DeviceStatus {
     pub start: u64,
     /// Length of the target in sectors.
     pub length: u64,
-    /// `ok`, `spare_exhausted` or `failed` (`null` if the kernel did not report it).
+    /// `ok`, `degraded` (a spare failed), `spare_exhausted` or `failed` (`null` if the kernel did not report
+    /// it; a state a later kernel adds is kept as it is).
     pub state: Option<String>,
     /// Metadata health: `ok`, `degraded` or `failed`.
     pub metadata: Option<String>,
@@ -450,7 +451,7 @@ const FAMILIES: &[Family] = &[
 ];
 
 /// Known values of `state` and `metadata`; an unknown value reported by a newer kernel is added as it is.
-const STATES: &[&str] = &["ok", "spare_exhausted", "failed"];
+const STATES: &[&str] = &["ok", "degraded", "spare_exhausted", "failed"];
 const METADATA_STATES: &[&str] = &["ok", "degraded", "failed"];
 
 fn write_state_family(
@@ -483,7 +484,7 @@ pub fn render_prometheus(devices: &[DeviceStatus]) -> String {
     write_state_family(
         &mut out,
         "dmremap_state",
-        "Target state: 1 for the current one (ok, spare_exhausted, failed).",
+        "Target state: 1 for the current one (ok, degraded, spare_exhausted, failed).",
         STATES,
         devices,
         |d| d.state.as_ref(),
@@ -810,6 +811,43 @@ mod tests {
         );
         assert!(text.contains("dmremap_health{device=\"r0\"} 90\n"));
         assert!(text.contains("dmremap_size_sectors{device=\"r1\"} 8\n"));
+    }
+
+    #[test]
+    fn degraded_is_a_known_state_everywhere() {
+        let d = parse_line("r", &LINE.replace("state=ok", "state=degraded")).unwrap();
+        assert_eq!(d.state.as_deref(), Some("degraded"));
+        assert!(d.other.is_empty(), "unparsed: {:?}", d.other);
+        let row = render_human(std::slice::from_ref(&d));
+        assert_eq!(
+            row.lines().nth(1).unwrap().split_whitespace().nth(1),
+            Some("degraded")
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(std::slice::from_ref(&d), true).unwrap()).unwrap();
+        assert_eq!(json["state"], "degraded");
+        let text = render_prometheus(&[d, sample()]);
+        assert_well_formed(&text);
+        let states: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("dmremap_state{"))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                "dmremap_state{device=\"r\",state=\"ok\"} 0",
+                "dmremap_state{device=\"r\",state=\"degraded\"} 1",
+                "dmremap_state{device=\"r\",state=\"spare_exhausted\"} 0",
+                "dmremap_state{device=\"r\",state=\"failed\"} 0",
+                "dmremap_state{device=\"r0\",state=\"ok\"} 1",
+                "dmremap_state{device=\"r0\",state=\"degraded\"} 0",
+                "dmremap_state{device=\"r0\",state=\"spare_exhausted\"} 0",
+                "dmremap_state{device=\"r0\",state=\"failed\"} 0",
+            ]
+        );
+        assert!(text.contains(
+            "# HELP dmremap_state Target state: 1 for the current one (ok, degraded, spare_exhausted, failed).\n"
+        ));
     }
 
     #[test]
