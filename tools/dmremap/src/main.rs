@@ -25,6 +25,8 @@ use dmremap::scan::{self, Decision};
 use dmremap::scrub::{
     self, Action, ScrubStatus, MAX_RATE_KIB, MAX_SLOW_THRESHOLD_MS, MIN_RATE_KIB,
 };
+use dmremap::spares::{self, MAX_INDEX};
+use dmremap::stats;
 use dmremap::status;
 
 const EXIT_CODES: &str = "\
@@ -144,6 +146,55 @@ enum Command {
         name: String,
         /// A sector of the unit to move back.
         sector: u64,
+    },
+    /// Show the target's I/O, error, remap and metadata-commit counters and the main device's latency.
+    ///
+    /// Sends 'stats' to the target (DM_TARGET_MSG, as 'dmsetup message <name> 0 stats') and prints its
+    /// counters as an aligned table (in the target's order; keys this version does not know are printed too),
+    /// then the main device's latency histogram, one line per non-empty bucket of microseconds ('64-127 us').
+    /// The counters start at zero when the table is loaded (or on 'dmsetup message <name> 0 clear_stats').
+    #[command(after_help = EXIT_CODES)]
+    Stats {
+        /// Device-mapper name.
+        name: String,
+        /// Print one JSON object: device, the counters (unknown keys too: numbers when they are, else
+        /// strings), and main_latency_us, an array of {"ge": <floor in µs>, "count": <n>}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the spares of a device: member index, device, units used and in all, state, same disk as main.
+    ///
+    /// Sends 'spares' to the target. STATE is active (new units may come from it), draining (a drain is
+    /// moving its units, or stopped before it could move them all), failed (the spare failed; the device's
+    /// state is then degraded), or removed (drained: the next table must leave it out). The member index is
+    /// what 'dmremap drain' takes.
+    #[command(after_help = EXIT_CODES)]
+    Spares {
+        /// Device-mapper name.
+        name: String,
+        /// Print a JSON array of {index, device, used, total, state, same_disk_as_main}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move every unit of a spare to the other spares, then remove it from the setup.
+    ///
+    /// Sends 'drain <INDEX>' to the target while the device stays live (no suspend) and prints its line once
+    /// the drain is done: 'drained spare <INDEX> (<major:minor>): <n> units moved; removed from the setup, load
+    /// a table without it'. The other active spares need room for all its units. A refusal (no such member,
+    /// removed already, too little room, units that cannot be read, a write that did not complete in time)
+    /// exits 1 with what the error means; the reason is in the kernel log.
+    ///
+    /// Next step: load a table without the spare (dmsetup reload <name> --table '...' without it, then
+    /// dmsetup suspend and resume <name>); a table that still names it is refused. After a reboot, 'dmremap
+    /// assemble' leaves removed spares out of the table by itself.
+    #[command(after_help = EXIT_CODES)]
+    Drain {
+        /// Device-mapper name.
+        name: String,
+        /// The spare's member index, 0 to 15, as 'dmremap spares' shows it.
+        #[arg(value_name = "INDEX",
+            value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_INDEX)))]
+        index: u32,
     },
     /// Create a dm-remap-v4 device over a main and one or more spare devices.
     ///
@@ -450,6 +501,28 @@ fn run(command: Command) -> Result<u8, CliError> {
             let out = device::move_unit(&mut device::open(&name)?, &name, "remap", sector)?;
             line(&out)?;
             device::remap_outcome(&name, &out)?;
+            Ok(exit::OK)
+        }
+        Command::Stats { name, json } => {
+            let s = stats::stats(&mut device::open(&name)?, &name)?;
+            if json {
+                line(&stats::render_json(&name, &s).map_err(|e| json_error(&e))?)?;
+            } else {
+                emit(&stats::render_human(&name, &s))?;
+            }
+            Ok(exit::OK)
+        }
+        Command::Spares { name, json } => {
+            let list = spares::spares(&mut device::open(&name)?, &name)?;
+            if json {
+                line(&spares::render_json(&list).map_err(|e| json_error(&e))?)?;
+            } else {
+                emit(&spares::render_human(&list))?;
+            }
+            Ok(exit::OK)
+        }
+        Command::Drain { name, index } => {
+            line(&spares::drain(&mut device::open(&name)?, &name, index)?)?;
             Ok(exit::OK)
         }
         Command::Unremap { name, sector } => {

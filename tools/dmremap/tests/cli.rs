@@ -250,6 +250,35 @@ fn scan_and_assemble_usage_errors() {
 }
 
 #[test]
+fn stats_spares_and_drain_usage_errors_and_help() {
+    // No name; an index out of 0..=15 or not a number; an option the subcommand does not have.
+    assert_eq!(run(&["stats"]).0, 2);
+    assert_eq!(run(&["spares"]).0, 2);
+    assert_eq!(run(&["drain", "r0"]).0, 2);
+    let (code, _, err) = run(&["drain", "r0", "16"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("16 is not in 0..=15"), "{err}");
+    assert_eq!(run(&["drain", "r0", "-1"]).0, 2);
+    assert_eq!(run(&["drain", "r0", "one"]).0, 2);
+    assert_eq!(run(&["drain", "r0", "0", "--json"]).0, 2);
+    assert_eq!(run(&["stats", "r0", "--prometheus"]).0, 2);
+    // drain's help says what to do next.
+    let (code, out, _) = run(&["drain", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage: dmremap drain <NAME> <INDEX>"), "{out}");
+    assert!(out.contains("load a table without the spare"), "{out}");
+    assert!(
+        out.contains("'dmremap assemble' leaves removed spares out"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for sub in ["stats", "spares", "drain"] {
+        assert!(out.contains(&format!("\n  {sub} ")), "{sub}: {out}");
+    }
+}
+
+#[test]
 fn scrub_and_create_option_usage_errors() {
     // No action, an unknown action, a rate out of 1..=1048576 or not a number, --wait on another action.
     assert_eq!(run(&["scrub", "r0"]).0, 2);
