@@ -50,8 +50,9 @@ Exit codes:
      written by a newer version); the kernel refuses such a spare (a blank one it formats)
   3  usage or I/O error: bad arguments, the device cannot be opened or read, or is in use (--repair)";
 
-/// dm-remap-v4 administration: inspect and check a spare's metadata, report status, create and remove
-/// devices, move units to and from the spare by hand.
+/// dm-remap-v4 administration: report status, counters and spares, create, remove and (after a reboot)
+/// assemble devices, move units to and from the spares by hand, drain a spare, drive the background scrub,
+/// inspect and check a spare's metadata.
 #[derive(Debug, Parser)]
 #[command(name = "dmremap", version, after_help = EXIT_CODES, arg_required_else_help = true)]
 struct Cli {
@@ -199,12 +200,13 @@ enum Command {
     /// Create a dm-remap-v4 device over a main and one or more spare devices.
     ///
     /// Checks they are distinct block devices, loads the dm-remap-v4 module if the target type is missing,
-    /// and creates (through the device-mapper ioctls) the table '0 <main sectors> dm-remap-v4 <main>
-    /// <spare> [<#opt_args> [retries N] [scrub_rate KiB/s] [slow_threshold_ms MS] [spare <dev>]... [main_id
-    /// <id>]]', each option only when given. main_id is the main device's
-    /// stable identifier (WWN, serial, loop backing file, ...; see docs/dmremap.md), recorded when a blank
-    /// spare is formatted, so that 'dmremap scan' finds the right main after a reboot. A blank spare is
-    /// formatted by the kernel; one holding another setup's metadata is refused.
+    /// and creates (through the device-mapper ioctls) the table '0 <main sectors> dm-remap-v4 <main> <first
+    /// spare> [<#opt_args> [retries N] [scrub_rate KiB/s] [slow_threshold_ms MS] [spare <dev>]... [main_id
+    /// <id>]]': the tuning options only when given, a 'spare <dev>' for each further --spare, and main_id
+    /// when the main has a stable identifier (WWN, serial, loop backing file, device-mapper uuid or name, md
+    /// uuid, a partition's disk; see docs/dmremap.md). A blank spare is formatted by the kernel, which records
+    /// main_id in it, so that 'dmremap scan' finds the right main after a reboot; a spare that recorded another
+    /// main_id is refused, and so is one holding another setup's metadata.
     #[command(after_help = EXIT_CODES)]
     Create {
         /// Device-mapper name of the new device (/dev/mapper/<NAME>).
@@ -243,7 +245,7 @@ enum Command {
         #[command(subcommand)]
         action: ScrubCommand,
     },
-    /// Remove a dm-remap-v4 device (the remaps stay on the spare).
+    /// Remove a dm-remap-v4 device (the remaps stay on the spares).
     #[command(after_help = EXIT_CODES)]
     Remove {
         /// Device-mapper name.
