@@ -130,3 +130,67 @@ test_dmremap_scrub_start_wait_and_status() {
 	without_dmsetup "$DMREMAP" remove r || fail "dmremap remove"
 	dmsetup remove dust
 }
+
+# stats, spares and drain through dmremap (DM_TARGET_MSG only, no dmsetup): writes over a failing range of main
+# relocate its 16 sectors (512-byte units) to spare 0; a drain moves them to spare 1 and removes spare 0 from
+# the setup; a second drain of it and a drain of no member are refused, with the errno in words.
+test_dmremap_stats_spares_and_drain() {
+	local main s0 s1 m0 out json commits rc
+	main=$(make_loop main 16) s0=$(make_loop s0 8) s1=$(make_loop s1 8)
+	m0=$(printf '%d:%d' "0x$(stat -L -c %t "$s0")" "0x$(stat -L -c %T "$s0")")
+	error_range mainx "$main" 2048 16 || { fail "create the failing main"; return; }
+	without_dmsetup true || { fail "cannot hide dmsetup (unshare/mount in the guest)"; return; }
+	without_dmsetup "$DMREMAP" create r --main /dev/mapper/mainx --spare "$s0" --spare "$s1" ||
+		{ fail "dmremap create with two spares"; return; }
+	pattern "$WORK/a" 1024
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "write over the failing range"
+	# stats: the counters as JSON numbers, the latency histogram of main's completed writes.
+	json=$(without_dmsetup "$DMREMAP" stats r --json | tr -d ' \n')
+	assert_contains "stats --json: remaps_auto" '"remaps_auto":16,' "$json"
+	assert_contains "stats --json: remaps_manual" '"remaps_manual":0,' "$json"
+	assert_contains "stats --json: device" '"device":"r",' "$json"
+	commits=$(sed -n 's/.*"md_commits":\([0-9]*\).*/\1/p' <<<"$json")
+	[ "${commits:-0}" -ge 1 ] || fail "stats --json: md_commits should be >= 1: $json"
+	assert_contains "stats --json: histogram" '"main_latency_us":[{"ge":' "$json"
+	out=$(without_dmsetup "$DMREMAP" stats r | tr -s ' ')
+	assert_contains "stats: counters" "remaps_auto: 16" "$out"
+	assert_contains "stats: histogram section" "main device latency (completed I/Os per bucket):" "$out"
+	# spares: all 16 on spare 0.
+	out=$(without_dmsetup "$DMREMAP" spares r)
+	assert_eq "spares: header" "INDEX DEVICE USED TOTAL STATE SAME_DISK" "$(head -n 1 <<<"$out" | tr -s ' ')"
+	assert_eq "spares: spare 0" "$m0 16 active no" "$(awk '$1 == 0 {print $2, $3, $5, $6}' <<<"$out")"
+	assert_eq "spares: spare 1" "0 active" "$(awk '$1 == 1 {print $3, $5}' <<<"$out")"
+	# drain 0: the device stays live, the units move to spare 1, spare 0 is removed from the setup.
+	out=$(without_dmsetup "$DMREMAP" drain r 0) || fail "dmremap drain r 0: $out"
+	assert_eq "drain output" \
+		"drained spare 0 ($m0): 16 units moved; removed from the setup, load a table without it" "$out"
+	dmsetup info r | grep -q '^State: *ACTIVE' || fail "dmremap drain left the device suspended"
+	out=$(without_dmsetup "$DMREMAP" spares r --json | tr -d ' \n')
+	assert_contains "spares --json: spare 0 removed" \
+		"{\"index\":0,\"device\":\"$m0\",\"used\":0," "$out"
+	assert_contains "spares --json: spare 0 state" '"state":"removed"' "$out"
+	assert_contains "spares --json: spare 1 holds them" '{"index":1,' "$out"
+	assert_contains "spares --json: spare 1 used" '"used":16,' "$out"
+	assert_eq "remapped after the drain" 16 "$(status_field r remapped)"
+	same_bytes "data after the drain" "$WORK/a" /dev/mapper/r 0
+	# Refusals: exit 1, one sentence with the errno in words and where the reason is.
+	dmesg_mark
+	out=$(without_dmsetup "$DMREMAP" drain r 0 2>&1)
+	rc=$?
+	assert_eq "second drain of spare 0: exit" 1 "$rc"
+	assert_eq "second drain of spare 0" "dmremap: r: the target refused 'drain 0' (Invalid argument (os error 22)): \
+spare 0 was drained and removed already, or 0 is not a member index; the reason is in the kernel log (dmesg | grep \
+dm_remap_v4)" "$out"
+	assert_contains "second drain: kernel log" "drain of spare 0 refused: the spare was drained and removed already" \
+		"$(dmesg_new)"
+	dmesg_mark
+	out=$(without_dmsetup "$DMREMAP" drain r 7 2>&1)
+	rc=$?
+	assert_eq "drain of no member: exit" 1 "$rc"
+	assert_contains "drain of no member" "dmremap: r: the target refused 'drain 7' (No such device (os error 19)): \
+no spare has member index 7 (see 'dmremap spares r')" "$out"
+	assert_contains "drain of no member: kernel log" "drain of spare 7 refused: no spare has that member index" \
+		"$(dmesg_new)"
+	without_dmsetup "$DMREMAP" remove r || fail "dmremap remove"
+	dmsetup remove mainx
+}
