@@ -109,10 +109,12 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Whether `rec` names an existing main unit and a spare that is a member and was not removed.
+    /// Whether `rec` names an existing main unit and a spare that is a member and, for a unit that lives
+    /// there, was not removed (a pending or cleared record names no spare: its index is 0 by convention).
     pub fn allows(&self, rec: &Record) -> bool {
         rec.spare_index < self.member_count
-            && !super::superblock::is_removed(self.removed_members, rec.spare_index)
+            && (rec.state != EntryState::Active
+                || !super::superblock::is_removed(self.removed_members, rec.spare_index))
             && rec.main_unit < self.main_units
     }
 }
