@@ -51,24 +51,7 @@ impl Remapper {
             return Err((EINVAL, c"the spare was drained and removed already"));
         }
         self.start_drain(spare)?;
-        let (mut moved, mut unreadable) = (0u64, 0u64);
-        let mut next = Some(0u64);
-        // Bounded by the table: each step moves past at least one unit.
-        while let Some(from) = next {
-            let Some(unit) = self
-                .table
-                .entries_from(from)
-                .find_map(|(unit, e)| on_spare(e, member).then_some(unit))
-            else {
-                break;
-            };
-            next = unit.checked_add(1);
-            match self.move_unit(member, unit)? {
-                Moved::Yes => moved = moved.saturating_add(1),
-                Moved::Unreadable => unreadable = unreadable.saturating_add(1),
-                Moved::Gone => {}
-            }
-        }
+        let (moved, unreadable) = self.move_all(member)?;
         if unreadable != 0 {
             pr_warn!(
                 "drain of spare {} ({}): {} units moved, {} could not be read from it and stay there\n",
@@ -99,6 +82,57 @@ impl Remapper {
         Ok(())
     }
 
+    /// Moves every unit of spare `member` that can be read to the other spares: `(moved, unreadable)`.
+    fn move_all(&self, member: u32) -> Result<(u64, u64), Refusal> {
+        let (mut moved, mut unreadable) = (0u64, 0u64);
+        let mut next = Some(0u64);
+        // Bounded by the table: each step moves past at least one unit.
+        while let Some(from) = next {
+            let Some(unit) = self
+                .table
+                .entries_from(from)
+                .find_map(|(unit, e)| on_spare(e, member).then_some(unit))
+            else {
+                break;
+            };
+            next = unit.checked_add(1);
+            match self.move_unit(member, unit)? {
+                Moved::Yes => moved = moved.saturating_add(1),
+                Moved::Unreadable => unreadable = unreadable.saturating_add(1),
+                Moved::Gone => {}
+            }
+        }
+        Ok((moved, unreadable))
+    }
+
+    /// Moves the units of the spares that failed since the last call (`Remapper::fail_spare`), where they can
+    /// be read. Called by the worker after a group of bios, and after messages.
+    pub(crate) fn evacuate_failed(&self) {
+        let mask = self.evacuate.swap(0, Ordering::Relaxed);
+        // Bounded by the spares (at most 16).
+        for spare in self.setup.spares.iter().filter(|s| {
+            1u32.checked_shl(s.member)
+                .is_some_and(|bit| mask & bit != 0)
+        }) {
+            match self.move_all(spare.member) {
+                Ok((moved, unreadable)) => pr_warn!(
+                    "failed spare {} ({}): {} units moved to the other spares, {} could not be read and stay \
+                     (their reads fail until they are written)\n",
+                    spare.member,
+                    spare.dev.name(),
+                    moved,
+                    unreadable
+                ),
+                Err((_, why)) => pr_warn!(
+                    "failed spare {} ({}): moving its units stopped: {}\n",
+                    spare.member,
+                    spare.dev.name(),
+                    why.to_str().unwrap_or("?")
+                ),
+            }
+        }
+    }
+
     /// Checks that the other active spares can take the spare's units, and stops handing out its units.
     fn start_drain(&self, spare: &SpareDev) -> Result<(), Refusal> {
         let mut guard = self.updates.lock();
@@ -126,10 +160,13 @@ impl Remapper {
                 c"the other spares have too few free units for the spare's units",
             ));
         }
-        u.pool
-            .set_state(spare.member, SpareState::Draining)
-            .map_err(|e| (e, c"cannot change the spare's state in the allocator"))?;
-        spare.set_role(SpareRole::Draining);
+        // A failed spare stays failed: it takes no commit either.
+        if spare.role() == SpareRole::Active {
+            u.pool
+                .set_state(spare.member, SpareState::Draining)
+                .map_err(|e| (e, c"cannot change the spare's state in the allocator"))?;
+            spare.set_role(SpareRole::Draining);
+        }
         Ok(())
     }
 
@@ -199,7 +236,7 @@ impl Remapper {
             .checked_shl(spare.member)
             .ok_or((EINVAL, c"impossible member index"))?;
         let removed = u.removed | bit;
-        let live = |s: &SpareDev| s.role() != SpareRole::Removed;
+        let live = |s: &SpareDev| s.role().commits();
         let seq = self
             .setup
             .spares
@@ -213,7 +250,8 @@ impl Remapper {
         // The others first: once one records the removal, the setup has it.
         for last in [false, true] {
             for (s, md) in self.setup.spares.iter().zip(u.metadata.iter_mut()) {
-                if !live(s) || (s.member == spare.member) != last {
+                let ours = s.member == spare.member;
+                if ours != last || !(ours || live(s)) {
                     continue;
                 }
                 let done = md.resync(seq, members, removed, &mut Snapshot::new(&self.table, &[]));

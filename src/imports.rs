@@ -316,6 +316,7 @@ fn errno_or_eio(r: c_int) -> Error {
 #[repr(u32)]
 pub(crate) enum SpareState {
     Draining = 1,
+    Failed = 2,
     Missing = 3,
 }
 

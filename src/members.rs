@@ -34,6 +34,9 @@ pub(crate) enum SpareRole {
     Draining = 1,
     /// Drained and recorded as removed from the setup: the next table may leave it out.
     Removed = 2,
+    /// A write to its metadata failed while other spares took the commit: it gets no commit and no new
+    /// unit, and its units are moved to the other spares where they can be read (`drain.rs`).
+    Failed = 3,
 }
 
 impl SpareRole {
@@ -43,14 +46,21 @@ impl SpareRole {
             SpareRole::Active => "active",
             SpareRole::Draining => "draining",
             SpareRole::Removed => "removed",
+            SpareRole::Failed => "failed",
         }
+    }
+
+    /// Whether its metadata takes commits.
+    pub(crate) fn commits(self) -> bool {
+        matches!(self, SpareRole::Active | SpareRole::Draining)
     }
 
     fn from_u32(n: u32) -> Self {
         match n {
             0 => SpareRole::Active,
             1 => SpareRole::Draining,
-            _ => SpareRole::Removed,
+            2 => SpareRole::Removed,
+            _ => SpareRole::Failed,
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use core::ffi::CStr;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -16,7 +16,7 @@ use kernel::time::{Instant, Monotonic};
 
 use crate::dm::{BioIter, BioList, BlkStatus, Device, HandleBio, Op, OwnedBio};
 use crate::gate::{Ticket, WriteGate};
-use crate::imports::{Metadata, RecordSource, SparePool};
+use crate::imports::{Metadata, RecordSource, SparePool, SpareState};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{Entry, RemapLookup};
 use crate::logic::scrub::proactive_allowed;
@@ -132,6 +132,8 @@ pub(crate) struct Remapper {
     pub(crate) md_failed: AtomicBool,
     /// The metadata version after the last commit (a checkpoint raises it), for `status` without the mutex.
     pub(crate) md_version: AtomicU64,
+    /// Bit `i`: member `i` failed and its units wait to be moved.
+    pub(crate) evacuate: AtomicU32,
 }
 
 /// A record for the metadata journal, stamped with the current time.
@@ -238,6 +240,7 @@ impl Remapper {
             exhausted: AtomicBool::new(false),
             md_failed: AtomicBool::new(false),
             md_version: AtomicU64::new(md_version),
+            evacuate: AtomicU32::new(0),
         }? Error)
     }
 
@@ -288,9 +291,41 @@ impl Remapper {
             "failed"
         } else if self.exhausted.load(Ordering::Relaxed) {
             "spare_exhausted"
+        } else if self
+            .setup
+            .spares
+            .iter()
+            .any(|s| s.role() == SpareRole::Failed)
+        {
+            "degraded"
         } else {
             "ok"
         }
+    }
+
+    /// Takes `spare` out of commits and allocation after an I/O failure, and asks for its units to be moved
+    /// to the other spares (`drain.rs`, after the worker's current group of bios). Only while another spare
+    /// takes commits: the last one stays, and a failed commit then stops all changes (`state=failed`).
+    pub(crate) fn fail_spare(&self, u: &mut Updates, spare: &SpareDev, why: &CStr) {
+        let others = self
+            .setup
+            .spares
+            .iter()
+            .any(|s| s.member != spare.member && s.role().commits());
+        if spare.role() == SpareRole::Failed || !others {
+            return;
+        }
+        let _ = u.pool.set_state(spare.member, SpareState::Failed);
+        spare.set_role(SpareRole::Failed);
+        if let Some(bit) = 1u32.checked_shl(spare.member) {
+            self.evacuate.fetch_or(bit, Ordering::Relaxed);
+        }
+        pr_err!(
+            "spare {} (member {}) failed: {}; it gets no new unit, and its units move to the other spares\n",
+            spare.dev.name(),
+            spare.member,
+            why.to_str().unwrap_or("?")
+        );
     }
 
     /// `metadata=` of the status line.
@@ -379,24 +414,38 @@ impl Remapper {
                 .any(|r| r.state == RECORD_ACTIVE && r.spare_index == spare.member);
             if holds_data && spare.dev.flush_sync().is_err() {
                 self.stats.device_error();
+                // Its new units are lost with this commit; later ones go to the other spares.
+                self.fail_spare(u, spare, c"flushing it failed");
                 return Err((EIO, c"flushing a spare failed"));
             }
         }
         // Every spare holds the whole table. A failure part-way leaves the later spares one commit behind;
         // the next table load takes the newest spare and brings the others up to date. A removed spare keeps
-        // the state that removed it.
+        // the state that removed it. A spare that fails the commit while another takes it is failed: the
+        // setup goes on, degraded, on the others.
+        let mut failure = None;
+        let mut committed = 0u32;
         for (spare, md) in self.setup.spares.iter().zip(u.metadata.iter_mut()) {
-            if spare.role() == SpareRole::Removed {
+            if !spare.role().commits() {
                 continue;
             }
             let mut snapshot = Snapshot::new(&self.table, &u.batch);
-            if let Err(e) = md.commit(&u.batch, &mut snapshot) {
+            match md.commit(&u.batch, &mut snapshot) {
+                Ok(()) => {
+                    if committed == 0 {
+                        self.md_version.store(md.version(), Ordering::Relaxed);
+                    }
+                    committed = committed.saturating_add(1);
+                }
+                Err(e) => failure = Some((spare, e)),
+            }
+        }
+        if let Some((spare, e)) = failure {
+            if committed == 0 {
                 self.md_failed.store(true, Ordering::Relaxed);
                 return Err(e);
             }
-        }
-        if let Some(md) = u.metadata.first() {
-            self.md_version.store(md.version(), Ordering::Relaxed);
+            self.fail_spare(u, spare, e.1);
         }
         self.stats.committed();
         let moved = u.batch.iter().filter(|r| r.state == RECORD_ACTIVE).count();
@@ -769,6 +818,9 @@ impl Remapper {
         let mut guard = self.updates.lock();
         let u = &mut *guard;
         for (spare, md) in self.setup.spares.iter().zip(u.metadata.iter_mut()) {
+            if !spare.role().commits() {
+                continue;
+            }
             if let Err((e, why)) = md.check_unchanged() {
                 pr_err!(
                     "spare {}: {}; load the table again\n",
@@ -969,5 +1021,6 @@ impl HandleBio for Remapper {
                 BlkStatus::IOERR
             });
         }
+        self.evacuate_failed();
     }
 }

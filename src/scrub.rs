@@ -442,6 +442,8 @@ impl Scrubber {
                 why.to_str().unwrap_or("?")
             )),
         }
+        // Its commit may have failed a spare.
+        self.r().evacuate_failed();
     }
 
     fn slow(&self, unit: u64, sector: u64, micros: u64) {
@@ -472,6 +474,7 @@ impl Scrubber {
                 why.to_str().unwrap_or("?")
             )),
         }
+        self.r().evacuate_failed();
     }
 
     /// Foreground bios completed so far, to tell whether users are busy.

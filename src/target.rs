@@ -111,6 +111,82 @@ impl RemapTarget {
     fn r(&self) -> &Remapper {
         self.worker.handler()
     }
+
+    /// Carries out a message (`Target::message`).
+    fn answer(&self, ti: &TargetInfo, args: Args<'_>, out: &mut OutBuf<'_>) -> Result {
+        let r = self.r();
+        match parse_message(args) {
+            Ok(Message::Help) => {
+                let _ = out.write_str(HELP);
+                Ok(())
+            }
+            Ok(Message::List {
+                start_sector,
+                count,
+            }) => {
+                r.list(start_sector, count, out);
+                Ok(())
+            }
+            Ok(Message::Stats) => {
+                let (auto, manual, proactive) = r.stats.remaps();
+                let _ = write_stats(out, &r.stats.snapshot())
+                    .and_then(|()| write_table_memory(out, &r.table.memory()))
+                    .and_then(|()| writeln!(out, "remaps_auto={}\nremaps_manual={}", auto, manual))
+                    .and_then(|()| writeln!(out, "remaps_proactive={}", proactive))
+                    .and_then(|()| writeln!(out, "md_commits={}", r.stats.commits()))
+                    .and_then(|()| write_latency(out, &r.stats.main_latency_snapshot()));
+                Ok(())
+            }
+            Ok(Message::ClearStats) => {
+                r.stats.clear();
+                Ok(())
+            }
+            Ok(Message::Spares) => {
+                r.list_spares(out);
+                Ok(())
+            }
+            Ok(Message::Drain { member }) => {
+                let done = r.drain(member, out);
+                refused("drain of spare", u64::from(member), done)
+            }
+            Ok(Message::ScrubStart) => {
+                self.scrub.start();
+                Ok(())
+            }
+            Ok(Message::ScrubStop) => {
+                self.scrub.stop();
+                Ok(())
+            }
+            Ok(Message::ScrubRate { kib }) => {
+                self.scrub.set_rate(kib);
+                Ok(())
+            }
+            Ok(Message::ScrubStatus) => {
+                let _ = write_scrub_status(out, &self.scrub.view());
+                Ok(())
+            }
+            Ok(Message::Remap { sector }) => {
+                let done = sector_check(ti, sector, true).and_then(|()| r.remap_now(sector, out));
+                refused("remap", sector, done)
+            }
+            Ok(Message::Unremap { sector }) => {
+                let done = sector_check(ti, sector, true).and_then(|()| r.unremap_now(sector, out));
+                refused("unremap", sector, done)
+            }
+            Ok(Message::ClearPending { sector }) => {
+                let done = sector_check(ti, sector, false).and_then(|()| r.clear_pending(sector));
+                refused("clear_pending", sector, done)
+            }
+            Err(e) => {
+                // Not rate-limited, as in `refused`.
+                pr_warn!(
+                    "message rejected: {}\n",
+                    e.message().to_str().unwrap_or("?")
+                );
+                Err(EINVAL)
+            }
+        }
+    }
 }
 
 impl Target for RemapTarget {
@@ -400,78 +476,10 @@ impl Target for RemapTarget {
     }
 
     fn message(&self, ti: &TargetInfo, args: Args<'_>, out: &mut OutBuf<'_>) -> Result {
-        let r = self.r();
-        match parse_message(args) {
-            Ok(Message::Help) => {
-                let _ = out.write_str(HELP);
-                Ok(())
-            }
-            Ok(Message::List {
-                start_sector,
-                count,
-            }) => {
-                r.list(start_sector, count, out);
-                Ok(())
-            }
-            Ok(Message::Stats) => {
-                let (auto, manual, proactive) = r.stats.remaps();
-                let _ = write_stats(out, &r.stats.snapshot())
-                    .and_then(|()| write_table_memory(out, &r.table.memory()))
-                    .and_then(|()| writeln!(out, "remaps_auto={}\nremaps_manual={}", auto, manual))
-                    .and_then(|()| writeln!(out, "remaps_proactive={}", proactive))
-                    .and_then(|()| writeln!(out, "md_commits={}", r.stats.commits()))
-                    .and_then(|()| write_latency(out, &r.stats.main_latency_snapshot()));
-                Ok(())
-            }
-            Ok(Message::ClearStats) => {
-                r.stats.clear();
-                Ok(())
-            }
-            Ok(Message::Spares) => {
-                r.list_spares(out);
-                Ok(())
-            }
-            Ok(Message::Drain { member }) => {
-                let done = r.drain(member, out);
-                refused("drain of spare", u64::from(member), done)
-            }
-            Ok(Message::ScrubStart) => {
-                self.scrub.start();
-                Ok(())
-            }
-            Ok(Message::ScrubStop) => {
-                self.scrub.stop();
-                Ok(())
-            }
-            Ok(Message::ScrubRate { kib }) => {
-                self.scrub.set_rate(kib);
-                Ok(())
-            }
-            Ok(Message::ScrubStatus) => {
-                let _ = write_scrub_status(out, &self.scrub.view());
-                Ok(())
-            }
-            Ok(Message::Remap { sector }) => {
-                let done = sector_check(ti, sector, true).and_then(|()| r.remap_now(sector, out));
-                refused("remap", sector, done)
-            }
-            Ok(Message::Unremap { sector }) => {
-                let done = sector_check(ti, sector, true).and_then(|()| r.unremap_now(sector, out));
-                refused("unremap", sector, done)
-            }
-            Ok(Message::ClearPending { sector }) => {
-                let done = sector_check(ti, sector, false).and_then(|()| r.clear_pending(sector));
-                refused("clear_pending", sector, done)
-            }
-            Err(e) => {
-                // Not rate-limited, as in `refused`.
-                pr_warn!(
-                    "message rejected: {}\n",
-                    e.message().to_str().unwrap_or("?")
-                );
-                Err(EINVAL)
-            }
-        }
+        let done = self.answer(ti, args, out);
+        // A commit of the message may have failed a spare.
+        self.r().evacuate_failed();
+        done
     }
 
     fn iterate_devices(&self, ti: &TargetInfo, visitor: &mut DeviceVisitor) -> i32 {

@@ -317,3 +317,51 @@ test_a_drained_spare_is_removed_and_may_be_left_out() {
 	dmsetup remove r
 	dmsetup remove mainx
 }
+
+# A spare whose metadata region fails a write while another spare takes the commit is failed: the write that
+# caused the commit succeeds, the setup goes on degraded on the other spare, and the failed spare's units
+# move there. `drain` then removes it, and a table without it has all the data.
+test_a_spare_failing_its_metadata_is_failed_and_emptied() {
+	local main s0 s1 len first=2048 ps len0
+	main=$(make_loop main 16) s0=$(make_loop s0 8) s1=$(make_loop s1 8)
+	len=$(sectors "$main") len0=$(sectors "$s0")
+	error_range mainx "$main" $first 64 || { fail "create the failing main"; return; }
+	dmsetup create s0l --table "0 $len0 linear $s0 0" || { fail "create s0l"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/mainx /dev/mapper/s0l 2 spare $s1" || { fail "create"; return; }
+	pattern "$WORK/a" 1040
+	write_at "$WORK/a" /dev/mapper/r 0 || fail "write: 32 units relocated"
+	ps=$(dmsetup message r 0 list | awk '$2 == 0 {print $3}' | sort -n | head -1)
+	assert_eq "on spare 0" "used=32 state=active" "$(spare_line r 0 | cut -d' ' -f1,3)"
+	# Spare 0's metadata region (everything before its pool) now fails; its pool still works.
+	dmsetup load s0l --table "0 $ps error
+$ps $((len0 - ps)) linear $s0 $ps" && dmsetup resume s0l || { fail "swap in the failing region"; return; }
+	dmesg_mark
+	pattern "$WORK/b" 4
+	write_at "$WORK/b" /dev/mapper/r $((first + 32)) || fail "the write whose commit fails on spare 0"
+	assert_contains "logged" "(member 0) failed: metadata write failed" "$(dmesg_new)"
+	assert_contains "moved" "failed spare 0 ($(majmin /dev/mapper/s0l)): 40 units moved to the other spares, 0 could not be read" \
+		"$(dmesg_new)"
+	assert_eq "state" degraded "$(status_field r state)"
+	assert_eq "spare 0 failed and empty" "used=0 state=failed" "$(spare_line r 0 | cut -d' ' -f1,3)"
+	assert_eq "spare 1 holds them" "used=40 state=active" "$(spare_line r 1 | cut -d' ' -f1,3)"
+	assert_eq "remapped" 40 "$(status_field r remapped)"
+	dd if="$WORK/b" of="$WORK/a" bs=512 seek=$((first + 32)) conv=notrunc 2>/dev/null
+	same_bytes "data, degraded" "$WORK/a" /dev/mapper/r 0
+	# New failures go to spare 1 and commit there alone.
+	write_at "$WORK/b" /dev/mapper/r $((first + 40)) || fail "a write while degraded"
+	dd if="$WORK/b" of="$WORK/a" bs=512 seek=$((first + 40)) conv=notrunc 2>/dev/null
+	assert_eq "spare 1" "used=48 state=active" "$(spare_line r 1 | cut -d' ' -f1,3)"
+	# Remove the failed spare: it cannot record its own removal, the other spare does.
+	dmsetup message r 0 drain 0 >"$WORK/out" || fail "drain the failed spare"
+	assert_contains "drained" "drained spare 0" "$(cat "$WORK/out")"
+	assert_contains "its own record failed" "recording its own removal failed" "$(dmesg_new)"
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/mainx $s1" || { fail "create without spare 0"; return; }
+	assert_eq "state without it" ok "$(status_field r state)"
+	assert_eq "remapped without it" 48 "$(status_field r remapped)"
+	same_bytes "data without it" "$WORK/a" /dev/mapper/r 0
+	no_unit_twice r
+	dmsetup remove r
+	dmsetup remove s0l
+	dmsetup remove mainx
+}

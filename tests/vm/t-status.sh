@@ -77,7 +77,7 @@ test_messages() {
 	dmsetup create r --table "0 $len $TARGET $main $spare" || { fail "create"; return; }
 	out=$(dmsetup message r 0 help) || fail "help refused"
 	# One line per message, each starting with the message's name.
-	assert_eq "messages in help" "help list remap unremap clear_pending stats clear_stats spares scrub scrub scrub" "$(echo "$out" | awk '{print $1}' | tr -d ':' | tr '\n' ' ' | sed 's/ $//')"
+	assert_eq "messages in help" "help list remap unremap clear_pending stats clear_stats spares drain scrub scrub scrub" "$(echo "$out" | awk '{print $1}' | tr -d ':' | tr '\n' ' ' | sed 's/ $//')"
 	dmesg_mark
 	dmsetup message r 0 frobnicate 2>/dev/null && fail "unknown message accepted"
 	assert_contains "unknown message logged" "message rejected: unknown message" "$(dmesg_new)"
