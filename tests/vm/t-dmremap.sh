@@ -138,7 +138,7 @@ test_dmremap_stats_spares_and_drain() {
 	local main s0 s1 m0 out json commits rc
 	main=$(make_loop main 16) s0=$(make_loop s0 8) s1=$(make_loop s1 8)
 	m0=$(printf '%d:%d' "0x$(stat -L -c %t "$s0")" "0x$(stat -L -c %T "$s0")")
-	error_range mainx "$main" 2048 16 || { fail "create the failing main"; return; }
+	error_range mainx "$main" 1024 16 || { fail "create the failing main"; return; }
 	without_dmsetup true || { fail "cannot hide dmsetup (unshare/mount in the guest)"; return; }
 	without_dmsetup "$DMREMAP" create r --main /dev/mapper/mainx --spare "$s0" --spare "$s1" ||
 		{ fail "dmremap create with two spares"; return; }
