@@ -2,7 +2,12 @@
 # without losing a write, keeps its position across reloads and module reloads, and refuses bad input.
 
 # scrub_field DEV KEY: KEY's value in the `scrub status` message.
-scrub_field() { dmsetup message "$1" 0 scrub status | sed -n "s/^$2=//p"; }
+scrub_field() {
+	local line
+	while IFS= read -r line; do
+		case "$line" in "$2="*) echo "${line#"$2="}" ;; esac
+	done < <(dmsetup message "$1" 0 scrub status)
+}
 
 # wait_pass DEV PASSES SECONDS: waits until the scrub of DEV has completed PASSES passes and stopped.
 wait_pass() {
