@@ -160,6 +160,16 @@ impl Remapper {
                 c"the other spares have too few free units for the spare's units",
             ));
         }
+        // Without another active spare, new failures would have nowhere to go, and a removal of the last
+        // spare that takes commits would leave none.
+        if !self
+            .setup
+            .spares
+            .iter()
+            .any(|s| s.member != spare.member && s.role() == SpareRole::Active)
+        {
+            return Err((ENOSPC, c"no other active spare to take over from it"));
+        }
         // A failed spare stays failed: it takes no commit either.
         if spare.role() == SpareRole::Active {
             u.pool

@@ -440,11 +440,11 @@ impl Remapper {
                 Err(e) => failure = Some((spare, e)),
             }
         }
+        if committed == 0 {
+            self.md_failed.store(true, Ordering::Relaxed);
+            return Err(failure.map_or((EIO, c"no spare takes commits"), |(_, e)| e));
+        }
         if let Some((spare, e)) = failure {
-            if committed == 0 {
-                self.md_failed.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
             self.fail_spare(u, spare, e.1);
         }
         self.stats.committed();

@@ -321,6 +321,7 @@ impl Target for RemapTarget {
             let spare_sector = |spare: u32, unit: u64| r.spare_sector(spare, unit);
             let Some(piece) = route_first(geo, &r.table, offset, sectors, is_write, spare_sector)
             else {
+                r.gate.exit(&mut ticket);
                 return MapResult::Kill;
             };
             if piece.sectors < sectors {

@@ -195,6 +195,11 @@ test_spare_sizes_are_checked_before_anything_is_formatted() {
 	[ "$(tr -d '\0' <"$tiny" | head -c 1 | wc -c)" = 0 ] || fail "the tiny spare was written"
 	dmsetup create r --table "0 $len $TARGET $main $spare 2 min_spare_percent 25" || fail "25% of the main"
 	assert_eq "table line" "2 min_spare_percent 25" "$(dmsetup table r | cut -d' ' -f6-)"
+	# The only spare, empty as it is, cannot be drained: nothing would be left to commit to.
+	dmesg_mark
+	dmsetup message r 0 drain 0 2>/dev/null && fail "the only spare was drained"
+	assert_contains "only spare" "drain of spare 0 refused: no other active spare to take over from it" "$(dmesg_new)"
+	assert_eq "still active" "used=0 state=active" "$(spare_line r 0 | cut -d' ' -f1,3)"
 	dmsetup remove r
 }
 

@@ -132,7 +132,10 @@ pub fn refusal_meaning(errno: i32, index: u32, name: &str) -> Option<String> {
         libc::EINVAL => format!(
             "spare {index} was drained and removed already, or {index} is not a member index"
         ),
-        libc::ENOSPC => "the other spares have too few free units for its units".into(),
+        libc::ENOSPC => {
+            "the other active spares cannot take its units (too few free units, or none left)"
+                .into()
+        }
         libc::EIO => {
             "units of the spare could not be read and stay on it until written (the others \
                       were moved; drain again once they are written), or a metadata write failed"
@@ -325,9 +328,9 @@ mod tests {
             ),
             (
                 libc::ENOSPC,
-                "r: the target refused 'drain 7' (No space left on device (os error 28)): the other spares \
-                 have too few free units for its units; the reason is in the kernel log (dmesg | grep \
-                 dm_remap_v4)",
+                "r: the target refused 'drain 7' (No space left on device (os error 28)): the other active \
+                 spares cannot take its units (too few free units, or none left); the reason is in the \
+                 kernel log (dmesg | grep dm_remap_v4)",
             ),
         ];
         for (errno, text) in cases {
