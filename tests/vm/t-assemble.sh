@@ -6,10 +6,16 @@ UNIT=$DMR_TOP/tools/dmremap/systemd/dmremap-assemble.service
 
 source "$DMR_TOP/tests/vm/dmremap-lib.sh"
 
-numbers() { stat -L -c '%t %T' "$1" | xargs -n1 printf '%d\n' | paste -sd:; }
+numbers() { # DEV: its major:minor in decimal
+	local t
+	read -ra t <<<"$(stat -L -c '%t %T' "$1")"
+	printf '%d:%d\n' "0x${t[0]}" "0x${t[1]}"
+}
 
-# json_get JSON PYTHON-EXPR: evaluates EXPR with `d` the parsed JSON; prints the result.
-json_get() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+# json_get JSON PYTHON-EXPR...: evaluates each EXPR with `d` the parsed JSON; prints each result on a line.
+json_get() {
+	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); [print(eval(e)) for e in sys.argv[2:]]' "$@"
+}
 
 # attach NAME: re-attaches $WORK/NAME.img; prints /dev/loopN.
 attach() { losetup --find --show "$WORK/$1.img"; }
@@ -52,19 +58,27 @@ test_scan_and_assemble_two_setups_after_reattachment() {
 	sb=$(attach spareB) sa1=$(attach spareA1) mb=$(attach mainB) sa0=$(attach spareA0) ma=$(attach mainA)
 
 	json=$("$DMREMAP" scan --json) || { fail "scan --json: exit $?"; return; }
-	assert_eq "setups found" 2 "$(json_get "$json" 'len(d["setups"])')"
-	ua=$(json_get "$json" '[s["uuid"] for s in d["setups"] if s["member_count"] == 2][0]')
-	ub=$(json_get "$json" '[s["uuid"] for s in d["setups"] if s["member_count"] == 1][0]')
+	# One python for every value (each program costs about a second in the guest): A is the setup of two
+	# spares, B the one of one spare.
+	local -a v
+	mapfile -t v < <(json_get "$json" 'len(d["setups"])' \
+		'[s["uuid"] for s in d["setups"] if s["member_count"] == 2][0]' \
+		'[s["uuid"] for s in d["setups"] if s["member_count"] == 1][0]')
+	assert_eq "setups found" 2 "${v[0]}"
+	ua=${v[1]} ub=${v[2]}
 	local sel_a="[s for s in d['setups'] if s['uuid'] == '$ua'][0]"
 	local sel_b="[s for s in d['setups'] if s['uuid'] == '$ub'][0]"
-	assert_eq "A main" "$ma match" "$(json_get "$json" "$sel_a['main']['device'] + ' ' + $sel_a['main']['match']")"
-	assert_eq "A spares" "0 $sa0 1 $sa1" \
-		"$(json_get "$json" "' '.join(str(x['member_index']) + ' ' + x['device'] for x in $sel_a['spares'])")"
-	assert_eq "A decision" "assemble" "$(json_get "$json" "$sel_a['decision']")"
-	assert_eq "B main" "$mb" "$(json_get "$json" "$sel_b['main']['device']")"
-	assert_eq "B spares" "0 $sb" \
-		"$(json_get "$json" "' '.join(str(x['member_index']) + ' ' + x['device'] for x in $sel_b['spares'])")"
-	assert_eq "A confidence" 95 "$(json_get "$json" "$sel_a['confidence']")"
+	mapfile -t v < <(json_get "$json" "$sel_a['main']['device'] + ' ' + $sel_a['main']['match']" \
+		"' '.join(str(x['member_index']) + ' ' + x['device'] for x in $sel_a['spares'])" \
+		"$sel_a['decision']" "$sel_b['main']['device']" \
+		"' '.join(str(x['member_index']) + ' ' + x['device'] for x in $sel_b['spares'])" \
+		"$sel_a['confidence']")
+	assert_eq "A main" "$ma match" "${v[0]}"
+	assert_eq "A spares" "0 $sa0 1 $sa1" "${v[1]}"
+	assert_eq "A decision" "assemble" "${v[2]}"
+	assert_eq "B main" "$mb" "${v[3]}"
+	assert_eq "B spares" "0 $sb" "${v[4]}"
+	assert_eq "A confidence" 95 "${v[5]}"
 
 	out=$("$DMREMAP" assemble --all) || fail "assemble --all: exit $?"
 	assert_contains "assembled A" "assembled /dev/mapper/remap-$ua" "$out"
