@@ -682,14 +682,12 @@ pub(crate) mod tests {
         }
     }
 
-    /// A formatted image holding `commits`, each committed as one batch.
-    pub(crate) fn image(commits: &[&[Record]]) -> MemIo {
-        let mut io = MemIo::blank(SPARE_SECTORS);
-        let mut buf = vec![0u8; BLOCK_SIZE];
-        let params = FormatParams {
+    /// The format parameters of the test images: member `member_index` of `member_count`.
+    fn params(member_index: u32, member_count: u32) -> FormatParams {
+        FormatParams {
             uuid: *b"0123456789abcdef",
-            member_index: 0,
-            member_count: 1,
+            member_index,
+            member_count,
             main: MainIdentity {
                 sectors: MAIN_SECTORS,
                 logical_block_size: 512,
@@ -698,8 +696,14 @@ pub(crate) mod tests {
             spare_sectors: SPARE_SECTORS,
             unit_sectors: 1,
             layout: Layout::for_spare(SPARE_SECTORS, 1).unwrap(),
-        };
-        let mut store = Store::format(&mut io, &mut buf, &params, 42).unwrap();
+        }
+    }
+
+    /// A formatted image holding `commits`, each committed as one batch.
+    pub(crate) fn image(commits: &[&[Record]]) -> MemIo {
+        let mut io = MemIo::blank(SPARE_SECTORS);
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let mut store = Store::format(&mut io, &mut buf, &params(0, 1), 42).unwrap();
         for batch in commits {
             store.commit(&mut io, &mut buf, batch).unwrap();
         }
@@ -846,20 +850,7 @@ pub(crate) mod tests {
     fn reports_the_removed_members() {
         let mut io = MemIo::blank(SPARE_SECTORS);
         let mut buf = vec![0u8; BLOCK_SIZE];
-        let params = FormatParams {
-            uuid: *b"0123456789abcdef",
-            member_index: 1,
-            member_count: 4,
-            main: MainIdentity {
-                sectors: MAIN_SECTORS,
-                logical_block_size: 512,
-                id: [0; 64],
-            },
-            spare_sectors: SPARE_SECTORS,
-            unit_sectors: 1,
-            layout: Layout::for_spare(SPARE_SECTORS, 1).unwrap(),
-        };
-        let mut store = Store::format(&mut io, &mut buf, &params, 42).unwrap();
+        let mut store = Store::format(&mut io, &mut buf, &params(1, 4), 42).unwrap();
         let mut r = rec(5, 0, EntryState::Active);
         r.spare_index = 2;
         store.resync(&mut io, &mut buf, 3, 4, 0b1010, [r]).unwrap();
