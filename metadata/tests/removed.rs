@@ -76,6 +76,18 @@ fn tables() -> (Table, Table) {
     (before, after)
 }
 
+/// Records in `store` that member 1 was removed, with `after` as the whole table, under sequence 0.
+fn remove_member_1(disk: &mut CrashDisk, store: &mut Store, after: &Table) -> Result<(), Error> {
+    store.resync(
+        disk,
+        &mut block(),
+        0,
+        MEMBERS,
+        REMOVED,
+        after.values().copied(),
+    )
+}
+
 fn load(disk: &mut CrashDisk) -> Result<(Store, Table), Error> {
     let mut sink = MapSink::default();
     let (s, _) = Store::load(disk, &mut block(), &ANY, 99, &mut sink)?;
@@ -188,16 +200,7 @@ fn resync_never_clears_a_bit_nor_names_a_non_member_and_writes_nothing_when_refu
     let layout = layout();
     let (_, after) = tables();
     let (mut disk, mut store) = fresh_member(layout, 0);
-    store
-        .resync(
-            &mut disk,
-            &mut block(),
-            0,
-            MEMBERS,
-            REMOVED,
-            after.values().copied(),
-        )
-        .unwrap();
+    remove_member_1(&mut disk, &mut store, &after).unwrap();
     let seq = store.last_seq();
     let before = disk.clone();
     let refused: [(u32, u32, &str); 5] = [
@@ -270,16 +273,7 @@ fn records_naming_a_removed_member_are_refused() {
     );
     assert_eq!(store.removed_members(), 0);
     assert_eq!(load(&mut disk).unwrap().0.removed_members(), 0);
-    store
-        .resync(
-            &mut disk,
-            &mut block(),
-            0,
-            MEMBERS,
-            REMOVED,
-            after.values().copied(),
-        )
-        .unwrap();
+    remove_member_1(&mut disk, &mut store, &after).unwrap();
     // Neither a commit nor a checkpoint may name the removed member again.
     let snapshot = disk.clone();
     assert_eq!(
@@ -367,16 +361,7 @@ fn a_checkpoint_of_a_full_journal_keeps_the_mask() {
     let layout = Layout::new(300, 4).unwrap();
     let (_, after) = tables();
     let (mut disk, mut store) = fresh_member(layout, 2);
-    store
-        .resync(
-            &mut disk,
-            &mut block(),
-            0,
-            MEMBERS,
-            REMOVED,
-            after.values().copied(),
-        )
-        .unwrap();
+    remove_member_1(&mut disk, &mut store, &after).unwrap();
     let mut table = after.clone();
     let mut checkpoints = 0;
     for i in 0..12 {
