@@ -35,5 +35,5 @@ dmr_die() {
 }
 
 dmr_log() {
-	echo "==> $*" >&2
+	echo "==> [$(date +%T)] $*" >&2
 }
