@@ -63,10 +63,11 @@ test_fio_verify_with_failing_writes_and_live_remaps() {
 	len=$(sectors "$main")
 	dust_over "$main" dust || { fail "create dust"; return; }
 	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare" || { fail "create"; return; }
-	# 40 sectors spread over the 16 MiB fio writes fail every write.
+	# 40 sectors spread over the 8 MiB that fio writes (two jobs of 4 MiB; a random write of a job covers each of
+	# its blocks once) fail every write.
 	bad_blocks dust 255 $(seq 300 400 16000)
 	fio --name=v --filename=/dev/mapper/r --direct=1 --ioengine=psync --rw=randwrite --bs=4k \
-		--size=8M --numjobs=2 --offset_increment=8M --verify=crc32c --verify_fatal=1 \
+		--size=4M --numjobs=2 --offset_increment=4M --verify=crc32c --verify_fatal=1 \
 		--do_verify=1 --verify_state_save=0 --group_reporting --output="$WORK/fio.out" &
 	fio_pid=$!
 	# Meanwhile, move units above the fio range (sector 32768 on) to the spare by hand.
