@@ -40,6 +40,8 @@ pub mod logic {
     pub mod route;
     #[path = "../logic/scrub.rs"]
     pub mod scrub;
+    #[path = "../logic/snapshot.rs"]
+    pub mod snapshot;
     #[path = "../logic/sorted.rs"]
     pub mod sorted;
     #[path = "../logic/status.rs"]

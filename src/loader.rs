@@ -14,13 +14,14 @@ use crate::logic::route::Entry;
 use crate::md_abi::{
     RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING, SINK_INVALID, SINK_NO_MEMORY, SINK_OK,
 };
-use crate::table::RemapTable;
+use crate::table::{stamp_of, RemapTable};
 
 /// Fills the remap table from the records the metadata module loads.
 pub(crate) struct Loader<'a> {
     table: &'a RemapTable,
-    /// Sorted entries not yet installed; `None` once they have been.
-    gathered: Option<(KVVec<u64>, KVVec<u64>)>,
+    /// Sorted entries not yet installed (units, packed entries, when each was made); `None` once they have
+    /// been.
+    gathered: Option<(KVVec<u64>, KVVec<u64>, KVVec<u32>)>,
 }
 
 fn sink_status(r: Result) -> i32 {
@@ -36,28 +37,33 @@ impl<'a> Loader<'a> {
     pub(crate) fn new(table: &'a RemapTable) -> Self {
         Self {
             table,
-            gathered: Some((KVVec::new(), KVVec::new())),
+            gathered: Some((KVVec::new(), KVVec::new(), KVVec::new())),
         }
     }
 
     /// Installs what was gathered, once.
     fn install(&mut self) -> Result {
         match self.gathered.take() {
-            Some((keys, vals)) => self.table.install(keys, vals),
+            Some((keys, vals, stamps)) => self.table.install(keys, vals, stamps),
             None => Ok(()),
         }
     }
 
     /// Appends `unit` if it extends the gathered arrays; false when it does not (or nothing is gathered).
-    fn append(&mut self, unit: u64, packed: u64) -> Result<bool> {
-        let Some((keys, vals)) = self.gathered.as_mut() else {
+    fn append(&mut self, unit: u64, packed: u64, stamp: u32) -> Result<bool> {
+        let Some((keys, vals, stamps)) = self.gathered.as_mut() else {
             return Ok(false);
         };
         if keys.last().is_some_and(|&last| last >= unit) {
             return Ok(false);
         }
+        // Reserve all three first, so a failure leaves them the same length.
+        keys.reserve(1, GFP_KERNEL)?;
+        vals.reserve(1, GFP_KERNEL)?;
+        stamps.reserve(1, GFP_KERNEL)?;
         keys.push(unit, GFP_KERNEL)?;
         vals.push(packed, GFP_KERNEL)?;
+        stamps.push(stamp, GFP_KERNEL)?;
         Ok(true)
     }
 
@@ -78,11 +84,13 @@ impl<'a> Loader<'a> {
             _ => return Err(EINVAL),
         };
         let packed = entry.pack().ok_or(EINVAL)?;
-        if self.append(rec.main_unit, packed)? {
+        // The entry keeps the time its record says it was made.
+        let stamp = stamp_of(rec.timestamp);
+        if self.append(rec.main_unit, packed, stamp)? {
             return Ok(());
         }
         self.install()?;
-        self.table.insert(rec.main_unit, entry)
+        self.table.insert(rec.main_unit, entry, stamp)
     }
 
     /// Ends the load: installs what is left and folds the journal's changes into the run.

@@ -20,10 +20,11 @@ use crate::imports::{Metadata, RecordSource, SparePool, SpareState};
 use crate::logic::outbuf::OutBuf;
 use crate::logic::route::{Entry, RemapLookup};
 use crate::logic::scrub::proactive_allowed;
+use crate::logic::snapshot::{BatchRecord, Overlay};
 use crate::md_abi::{RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING};
 use crate::members::{Resync, Setup, SpareDev, SpareRole};
 use crate::stats::{IoStats, RemapCause};
-use crate::table::{Entries, RemapTable};
+use crate::table::{stamp_of, RemapTable, Stamped};
 
 pub(crate) const SECTOR_BYTES: u32 = 512;
 
@@ -139,9 +140,17 @@ pub(crate) struct Remapper {
 /// A record for the metadata journal, stamped with the current time.
 fn record(main_unit: u64, spare_unit: u64, state: u32) -> RecordAbi {
     RecordAbi {
+        timestamp: crate::imports::now_seconds(),
+        ..record_at(main_unit, spare_unit, state, 0)
+    }
+}
+
+/// The record of an entry made at `stamp` (seconds since the epoch).
+fn record_at(main_unit: u64, spare_unit: u64, state: u32, stamp: u32) -> RecordAbi {
+    RecordAbi {
         main_unit,
         spare_unit,
-        timestamp: crate::imports::now_seconds(),
+        timestamp: u64::from(stamp),
         spare_index: 0,
         state,
     }
@@ -157,13 +166,21 @@ fn relocated(main_unit: u64, spare: u32, spare_unit: u64) -> RecordAbi {
 
 /// The whole table as records with `batch` applied on top (a batch record replaces the entry of its unit, is
 /// added, or, when cleared, drops it): what a checkpoint written while committing `batch` must hold. `batch`
-/// is in ascending unit order (see [`Updates::batch`]).
+/// is in ascending unit order (see [`Updates::batch`]). Each entry of the table is written with the time it
+/// was made, not the time of this checkpoint.
 pub(crate) struct Snapshot<'a> {
     table: &'a RemapTable,
-    entries: Entries<'a>,
-    batch: &'a [RecordAbi],
-    /// Position in `batch` of the second pass, over the units the table does not hold yet.
-    added: usize,
+    overlay: Overlay<'a, Stamped<'a>, RecordAbi>,
+}
+
+impl BatchRecord for RecordAbi {
+    fn unit(&self) -> u64 {
+        self.main_unit
+    }
+
+    fn live(&self) -> bool {
+        self.state != RECORD_CLEARED
+    }
 }
 
 impl<'a> Snapshot<'a> {
@@ -171,39 +188,24 @@ impl<'a> Snapshot<'a> {
     pub(crate) fn new(table: &'a RemapTable, batch: &'a [RecordAbi]) -> Self {
         Self {
             table,
-            entries: table.entries_from(0),
-            batch,
-            added: 0,
+            overlay: Overlay::new(table.stamped_from(0), batch),
         }
     }
 }
 
 impl RecordSource for Snapshot<'_> {
     fn next_record(&mut self) -> Option<RecordAbi> {
-        let live = |e: &RecordAbi| e.state != RECORD_CLEARED;
-        // Bounded by the table, then by the batch: every step consumes one of either.
-        for (unit, entry) in self.entries.by_ref() {
-            if let Ok(i) = self.batch.binary_search_by_key(&unit, |r| r.main_unit) {
-                match self.batch.get(i).filter(|r| live(r)) {
-                    Some(r) => return Some(*r),
-                    None => continue,
-                }
-            }
-            return Some(match entry {
+        let table = self.table;
+        self.overlay.next_record(
+            |unit, (entry, stamp)| match entry {
                 Entry::Remapped { spare, unit: su } => RecordAbi {
                     spare_index: spare,
-                    ..record(unit, su, RECORD_ACTIVE)
+                    ..record_at(unit, su, RECORD_ACTIVE, stamp)
                 },
-                Entry::Pending => record(unit, 0, RECORD_PENDING),
-            });
-        }
-        while let Some(r) = self.batch.get(self.added) {
-            self.added = self.added.saturating_add(1);
-            if live(r) && self.table.get(r.main_unit).is_none() {
-                return Some(*r);
-            }
-        }
-        None
+                Entry::Pending => record_at(unit, 0, RECORD_PENDING, stamp),
+            },
+            |unit| table.get(unit).is_some(),
+        )
     }
 }
 
@@ -482,7 +484,7 @@ impl Remapper {
                     continue;
                 }
             };
-            if let Err(e) = self.table.insert(r.main_unit, entry) {
+            if let Err(e) = self.table.insert(r.main_unit, entry, stamp_of(r.timestamp)) {
                 published = Err((e, c"change committed but not in memory: reload the table"));
             }
         }

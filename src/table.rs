@@ -1,13 +1,17 @@
 //! The remap table: which units of the main device live elsewhere.
 //!
 //! Two layers, both read by `map()` without locks:
-//! - the **run**: most entries, in sorted arrays (`logic/sorted.rs`, 16 bytes per entry), published under
-//!   RCU and replaced whole;
+//! - the **run**: most entries, in sorted arrays (`logic/sorted.rs`, 16 bytes per entry, plus the 4-byte
+//!   time each entry was made), published under RCU and replaced whole;
 //! - the **changes**: an XArray of the entries set or removed since the run was built (a removal of a unit
-//!   the run holds is a tombstone). A lookup asks the changes first.
+//!   the run holds is a tombstone), and a second XArray of the times of those set. A lookup asks the changes
+//!   first.
 //!
-//! When the changes grow past [`COMPACT_MIN`] (or 1/64 of the run), [`RemapTable::compact`] merges them into a
-//! new run. Writers (the table load, then `remapper.rs` under its update mutex) are serialised by their
+//! Every entry carries when it was made (seconds since the epoch, as its metadata record says): set when it
+//! is loaded or committed, kept through merges, and written back by checkpoints and resyncs.
+//!
+//! When the changes grow past [`COMPACT_MIN`] (or 1/128 of the run), [`RemapTable::compact`] merges them into
+//! a new run. Writers (the table load, then `remapper.rs` under its update mutex) are serialised by their
 //! callers; process context only.
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,10 +31,21 @@ const TOMBSTONE: u64 = crate::dm::xa::MAX_VALUE;
 /// per scattered entry) while keeping merges (a copy of the run) rare.
 const COMPACT_MIN: usize = 4096;
 
-/// An immutable sorted run and its fence.
+/// Compaction is due when the changes reach 1/`COMPACT_FRACTION` of the run (if more than [`COMPACT_MIN`]):
+/// bounds the two XArrays' memory per entry of the run (see `docs/remap-table.md`).
+const COMPACT_FRACTION: usize = 128;
+
+/// The time of an entry as the table keeps it: seconds since the epoch in 32 bits (until 2106); a later time
+/// is kept as `u32::MAX`.
+pub(crate) fn stamp_of(seconds: u64) -> u32 {
+    u32::try_from(seconds).unwrap_or(u32::MAX)
+}
+
+/// An immutable sorted run and its fence; `stamps[i]` is when the entry of `keys[i]` was made.
 struct Base {
     keys: KVVec<u64>,
     vals: KVVec<u64>,
+    stamps: KVVec<u32>,
     fence: KVVec<u64>,
 }
 
@@ -39,21 +54,47 @@ impl Base {
         Self {
             keys: KVVec::new(),
             vals: KVVec::new(),
+            stamps: KVVec::new(),
             fence: KVVec::new(),
         }
     }
 
-    /// A base over sorted `keys`/`vals` (checked, once), with its fence built.
-    fn from_sorted(mut keys: KVVec<u64>, mut vals: KVVec<u64>) -> Result<Self> {
+    /// A base over sorted `keys`/`vals` and their `stamps` (checked, once), with its fence built.
+    fn from_sorted(
+        mut keys: KVVec<u64>,
+        mut vals: KVVec<u64>,
+        mut stamps: KVVec<u32>,
+    ) -> Result<Self> {
+        if stamps.len() != keys.len() {
+            return Err(EINVAL);
+        }
         // Grown by doubling while loading: give back the slack (up to half of the memory). Failing to shrink
         // only keeps the larger arrays.
         let _ = keys.shrink_to(0, GFP_KERNEL);
         let _ = vals.shrink_to(0, GFP_KERNEL);
+        let _ = stamps.shrink_to(0, GFP_KERNEL);
         let mut fence = KVVec::new();
         fence.resize(sorted::fence_len(keys.len()), 0, GFP_KERNEL)?;
         sorted::build_fence(&keys, &mut fence).map_err(|_| EINVAL)?;
         Run::new(&keys, &vals, &fence).map_err(|_| EINVAL)?;
-        Ok(Self { keys, vals, fence })
+        Ok(Self {
+            keys,
+            vals,
+            stamps,
+            fence,
+        })
+    }
+
+    /// The packed entry of `unit` and when it was made, if the run has one.
+    fn get_stamped(&self, unit: u64) -> Option<(u64, u32)> {
+        let i = self.run().lower_bound(unit);
+        match (self.keys.get(i), self.vals.get(i)) {
+            // Same length as `keys` (checked by `from_sorted`, written by `merge_stamped`).
+            (Some(&k), Some(&v)) if k == unit => {
+                Some((v, self.stamps.get(i).copied().unwrap_or(0)))
+            }
+            _ => None,
+        }
     }
 
     fn run(&self) -> Run<'_> {
@@ -66,6 +107,8 @@ impl Base {
 pub(crate) struct RemapTable {
     run: RcuBox<Base>,
     changes: ValueXa,
+    /// When each entry set in `changes` was made ([`stamp_of`]); tombstones have none.
+    change_stamps: ValueXa,
     /// Entries in `changes`, tombstones included.
     changed: AtomicUsize,
     remapped: AtomicU64,
@@ -77,15 +120,17 @@ impl RemapTable {
         Ok(Self {
             run: RcuBox::new(KBox::new(Base::empty(), GFP_KERNEL)?)?,
             changes: ValueXa::new()?,
+            change_stamps: ValueXa::new()?,
             changed: AtomicUsize::new(0),
             remapped: AtomicU64::new(0),
             pending: AtomicU64::new(0),
         })
     }
 
-    /// Replaces the contents of an empty table with `keys`/`vals` (strictly ascending units and their packed
-    /// entries): how a loaded checkpoint becomes the run in one step instead of one insert per entry.
-    pub(crate) fn install(&self, keys: KVVec<u64>, vals: KVVec<u64>) -> Result {
+    /// Replaces the contents of an empty table with `keys`/`vals`/`stamps` (strictly ascending units, their
+    /// packed entries and when each was made): how a loaded checkpoint becomes the run in one step instead of
+    /// one insert per entry.
+    pub(crate) fn install(&self, keys: KVVec<u64>, vals: KVVec<u64>, stamps: KVVec<u32>) -> Result {
         if !self.is_empty() || self.changed.load(Ordering::Relaxed) != 0 {
             return Err(EINVAL);
         }
@@ -96,17 +141,19 @@ impl RemapTable {
                 Entry::Pending => pending = pending.saturating_add(1),
             }
         }
-        let base = KBox::new(Base::from_sorted(keys, vals)?, GFP_KERNEL)?;
+        let base = KBox::new(Base::from_sorted(keys, vals, stamps)?, GFP_KERNEL)?;
         self.run.update(|_| Ok(Some(base)))?;
         self.remapped.store(remapped, Ordering::Relaxed);
         self.pending.store(pending, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Sets (or replaces) the entry of `unit`.
-    pub(crate) fn insert(&self, unit: u64, entry: Entry) -> Result {
+    /// Sets (or replaces) the entry of `unit`, made at `stamp` ([`stamp_of`]).
+    pub(crate) fn insert(&self, unit: u64, entry: Entry, stamp: u32) -> Result {
         let packed = entry.pack().ok_or(EINVAL)?;
         let old = self.get(unit);
+        // The time first: a reader that finds the new entry then finds its time too.
+        self.change_stamps.store(unit, u64::from(stamp))?;
         self.store_change(unit, packed)?;
         if let Some(old) = old {
             self.counter(old).fetch_sub(1, Ordering::Relaxed);
@@ -125,6 +172,7 @@ impl RemapTable {
         } else if self.changes.erase(unit).is_some() {
             self.changed.fetch_sub(1, Ordering::Relaxed);
         }
+        self.change_stamps.erase(unit);
         self.counter(old).fetch_sub(1, Ordering::Relaxed);
         Ok(Some(old))
     }
@@ -143,7 +191,7 @@ impl RemapTable {
     pub(crate) fn compact_if_due(&self) -> Result {
         let changed = self.changed.load(Ordering::Relaxed);
         let run_len = self.run.read(|b| b.keys.len());
-        if changed < COMPACT_MIN.max(run_len / 64) {
+        if changed < COMPACT_MIN.max(run_len / COMPACT_FRACTION) {
             return Ok(());
         }
         self.compact()
@@ -157,15 +205,26 @@ impl RemapTable {
         let total = usize::try_from(self.remapped().saturating_add(self.pending()))?;
         let mut keys = KVVec::new();
         let mut vals = KVVec::new();
+        let mut stamps = KVVec::new();
         keys.resize(total, 0, GFP_KERNEL)?;
         vals.resize(total, 0, GFP_KERNEL)?;
+        stamps.resize(total, 0, GFP_KERNEL)?;
         self.run.update(|old| {
             let changes = Changes {
                 xa: &self.changes,
+                stamps: &self.change_stamps,
                 next: Some(0),
             };
-            let n = sorted::merge(old.run(), changes, TOMBSTONE, &mut keys, &mut vals)
-                .map_err(|_| EINVAL)?;
+            let n = sorted::merge_stamped(
+                old.run(),
+                &old.stamps,
+                changes,
+                TOMBSTONE,
+                &mut keys,
+                &mut vals,
+                &mut stamps,
+            )
+            .map_err(|_| EINVAL)?;
             // The counters and the layers must agree; if not, keep the old run rather than lose entries.
             if n != total {
                 return Err(EINVAL);
@@ -174,13 +233,22 @@ impl RemapTable {
             fence.resize(sorted::fence_len(n), 0, GFP_KERNEL)?;
             sorted::build_fence(&keys, &mut fence).map_err(|_| EINVAL)?;
             let (keys, vals) = (core::mem::take(&mut keys), core::mem::take(&mut vals));
-            Ok(Some(KBox::new(Base { keys, vals, fence }, GFP_KERNEL)?))
+            let stamps = core::mem::take(&mut stamps);
+            let base = Base {
+                keys,
+                vals,
+                stamps,
+                fence,
+            };
+            Ok(Some(KBox::new(base, GFP_KERNEL)?))
         })?;
         // The new run holds every change: readers see the same entry in both layers until it is erased here.
-        let mut next = Some(0);
-        while let Some(unit) = next.and_then(|n| self.changes.find(n, u64::MAX)) {
-            self.changes.erase(unit);
-            next = unit.checked_add(1);
+        for xa in [&self.changes, &self.change_stamps] {
+            let mut next = Some(0);
+            while let Some(unit) = next.and_then(|n| xa.find(n, u64::MAX)) {
+                xa.erase(unit);
+                next = unit.checked_add(1);
+            }
         }
         self.changed.store(0, Ordering::Relaxed);
         Ok(())
@@ -211,6 +279,25 @@ impl RemapTable {
         }
     }
 
+    /// The entries from `first` on, in unit order, each with when it was made (for checkpoints and resyncs).
+    pub(crate) fn stamped_from(&self, first: u64) -> Stamped<'_> {
+        Stamped {
+            table: self,
+            next: Some(first),
+        }
+    }
+
+    /// The entry of `unit` and when it was made.
+    pub(crate) fn get_stamped(&self, unit: u64) -> Option<(Entry, u32)> {
+        let found = match self.changes.load(unit) {
+            Some(TOMBSTONE) => return None,
+            // Stored before the entry (`insert`), so present; 0 only if that ordering were broken.
+            Some(v) => Some((v, self.change_stamps.load(unit).map_or(0, stamp_of))),
+            None => self.run.read(|b| b.get_stamped(unit)),
+        };
+        found.map(|(v, s)| (Entry::unpack(v), s))
+    }
+
     /// Calls `f` for every entry in unit order, stopping at its first error. With no pending changes this is a
     /// walk over the run inside one RCU read-side section, so `f` must not sleep.
     pub(crate) fn visit(&self, mut f: impl FnMut(u64, Entry) -> Result) -> Result {
@@ -226,19 +313,21 @@ impl RemapTable {
 
     /// Entries in the run and in the changes, and the run's bytes (`stats` message).
     pub(crate) fn memory(&self) -> TableMemory {
-        let (run_entries, words) = self.run.read(|b| {
+        let (run_entries, words, stamps) = self.run.read(|b| {
             let words = b
                 .keys
                 .capacity()
                 .saturating_add(b.vals.capacity())
                 .saturating_add(b.fence.capacity());
-            (b.keys.len(), words)
+            (b.keys.len(), words, b.stamps.capacity())
         });
         let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         TableMemory {
             run_entries: as_u64(run_entries),
             changes: as_u64(self.changed.load(Ordering::Relaxed)),
-            run_bytes: as_u64(words).saturating_mul(8),
+            run_bytes: as_u64(words)
+                .saturating_mul(8)
+                .saturating_add(as_u64(stamps).saturating_mul(4)),
         }
     }
 
@@ -269,22 +358,27 @@ impl RemapLookup for RemapTable {
     }
 }
 
-/// The changes in unit order, as `(unit, packed value)` pairs.
+/// The changes in unit order, as `(unit, packed value, stamp)` triples (a tombstone's stamp is 0).
 struct Changes<'a> {
     xa: &'a ValueXa,
+    stamps: &'a ValueXa,
     next: Option<u64>,
 }
 
 impl Iterator for Changes<'_> {
-    type Item = (u64, u64);
+    type Item = (u64, u64, u32);
 
-    fn next(&mut self) -> Option<(u64, u64)> {
+    fn next(&mut self) -> Option<(u64, u64, u32)> {
         loop {
             let unit = self.xa.find(self.next?, u64::MAX)?;
             self.next = unit.checked_add(1);
             // Writers are serialised with the merge, so this holds; skip rather than trust it blindly.
             if let Some(v) = self.xa.load(unit) {
-                return Some((unit, v));
+                let stamp = match v {
+                    TOMBSTONE => 0,
+                    _ => self.stamps.load(unit).map_or(0, stamp_of),
+                };
+                return Some((unit, v, stamp));
             }
         }
     }
@@ -307,6 +401,29 @@ impl Iterator for Entries<'_> {
             // A removed unit (tombstone) or an entry erased between the two lookups is skipped.
             if let Some(entry) = self.table.get(unit) {
                 return Some((unit, entry));
+            }
+        }
+    }
+}
+
+/// Iterator over the entries of a [`RemapTable`] with when each was made, as `(unit, (entry, time))`; each
+/// step moves past one unit.
+pub(crate) struct Stamped<'a> {
+    table: &'a RemapTable,
+    /// Next unit to look from; `None` once past the last possible unit.
+    next: Option<u64>,
+}
+
+impl Iterator for Stamped<'_> {
+    type Item = (u64, (Entry, u32));
+
+    fn next(&mut self) -> Option<(u64, (Entry, u32))> {
+        loop {
+            let unit = self.table.next_entry(self.next?, u64::MAX)?;
+            self.next = unit.checked_add(1);
+            // A removed unit (tombstone) or an entry erased between the two lookups is skipped.
+            if let Some(stamped) = self.table.get_stamped(unit) {
+                return Some((unit, stamped));
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod number;
 pub mod outbuf;
 pub mod route;
 pub mod scrub;
+pub mod snapshot;
 pub mod sorted;
 pub mod status;
 pub mod table;

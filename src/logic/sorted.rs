@@ -178,9 +178,67 @@ pub fn merge<I>(
 where
     I: Iterator<Item = (u64, u64)>,
 {
-    let mut old = run.iter_from(0).peekable();
-    let mut new = changes.peekable();
     let mut out = keys.iter_mut().zip(vals.iter_mut());
+    merge_by(
+        run.iter_from(0).map(|(k, v)| (k, v, ())),
+        changes.map(|(k, v)| (k, v, ())),
+        tombstone,
+        |k, v, ()| {
+            let (ok, ov) = out.next().ok_or(RunError::TooSmall)?;
+            *ok = k;
+            *ov = v;
+            Ok(())
+        },
+    )
+}
+
+/// [`merge`] of a run whose entry `i` carries `run_stamps[i]` (when it was made, in seconds) with `changes`
+/// that carry theirs: every entry keeps its own stamp, a change replacing the run's entry brings its own.
+/// `stamps` receives the stamp of each entry written to `keys`/`vals`. `Malformed` when `run_stamps` does not
+/// match the run's length.
+pub fn merge_stamped<I>(
+    run: Run<'_>,
+    run_stamps: &[u32],
+    changes: I,
+    tombstone: u64,
+    keys: &mut [u64],
+    vals: &mut [u64],
+    stamps: &mut [u32],
+) -> Result<usize, RunError>
+where
+    I: Iterator<Item = (u64, u64, u32)>,
+{
+    if run_stamps.len() != run.len() {
+        return Err(RunError::Malformed);
+    }
+    let old = run
+        .iter_from(0)
+        .zip(run_stamps.iter().copied())
+        .map(|((k, v), s)| (k, v, s));
+    let mut out = keys.iter_mut().zip(vals.iter_mut()).zip(stamps.iter_mut());
+    merge_by(old, changes, tombstone, |k, v, s| {
+        let ((ok, ov), os) = out.next().ok_or(RunError::TooSmall)?;
+        *ok = k;
+        *ov = v;
+        *os = s;
+        Ok(())
+    })
+}
+
+/// The merge itself: `old` and `new` ascending by unit, `new` winning on equal units and dropping units whose
+/// value is `tombstone`; `put` writes one entry out. Returns the entries written.
+fn merge_by<T, A, B>(
+    old: A,
+    new: B,
+    tombstone: u64,
+    mut put: impl FnMut(u64, u64, T) -> Result<(), RunError>,
+) -> Result<usize, RunError>
+where
+    A: Iterator<Item = (u64, u64, T)>,
+    B: Iterator<Item = (u64, u64, T)>,
+{
+    let mut old = old.peekable();
+    let mut new = new.peekable();
     let mut written: usize = 0;
     let mut last: Option<u64> = None;
     loop {
@@ -188,7 +246,7 @@ where
             (None, None) => return Ok(written),
             (Some(_), None) => old.next(),
             (None, Some(_)) => new.next(),
-            (Some(&(ko, _)), Some(&(kn, _))) => {
+            (Some(&(ko, _, _)), Some(&(kn, _, _))) => {
                 if ko == kn {
                     old.next();
                 }
@@ -199,7 +257,7 @@ where
                 }
             }
         };
-        let Some((k, v)) = next else {
+        let Some((k, v, t)) = next else {
             return Ok(written);
         };
         // Changes out of order would make an unsorted run: refuse rather than publish it.
@@ -210,9 +268,7 @@ where
         if v == tombstone {
             continue;
         }
-        let (ok, ov) = out.next().ok_or(RunError::TooSmall)?;
-        *ok = k;
-        *ov = v;
+        put(k, v, t)?;
         written = written.saturating_add(1);
     }
 }

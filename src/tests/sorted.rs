@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use dm_remap_v4_target::sorted::{build_fence, fence_len, merge, Run, RunError, FENCE_STRIDE};
+use dm_remap_v4_target::sorted::{
+    build_fence, fence_len, merge, merge_stamped, Run, RunError, FENCE_STRIDE,
+};
 use proptest::prelude::*;
 
 const TOMB: u64 = u64::MAX;
@@ -105,6 +107,102 @@ proptest! {
         build_fence(&keys, &mut fence).unwrap();
         check_lookups(&want, Run::new(&keys, &vals, &fence).unwrap());
     }
+}
+
+proptest! {
+    /// Each entry keeps the time it was made through a merge: an untouched run entry its own stamp, a
+    /// replaced or added unit the change's stamp; tombstoned units take theirs away.
+    #[test]
+    fn merge_keeps_the_stamp_of_every_entry(
+        model in table(),
+        changes in prop::collection::btree_map(
+            0u64..2_100,
+            (prop_oneof![Just(TOMB), 0u64..1 << 62], any::<u32>()),
+            0..600,
+        ),
+    ) {
+        let a = Arrays::of(&model);
+        // A stamp per run entry, distinct from every value so a mix-up shows.
+        let run_stamps: Vec<u32> = model.keys().map(|&k| (k as u32) ^ 0x5a5a_5a5a).collect();
+        let mut want: BTreeMap<u64, (u64, u32)> = model
+            .iter()
+            .zip(&run_stamps)
+            .map(|((&k, &v), &s)| (k, (v, s)))
+            .collect();
+        for (&k, &(v, s)) in &changes {
+            if v == TOMB { want.remove(&k); } else { want.insert(k, (v, s)); }
+        }
+        let cap = model.len() + changes.len();
+        let (mut keys, mut vals, mut stamps) = (vec![0; cap], vec![0; cap], vec![0u32; cap]);
+        let n = merge_stamped(
+            a.run(),
+            &run_stamps,
+            changes.iter().map(|(&k, &(v, s))| (k, v, s)),
+            TOMB,
+            &mut keys,
+            &mut vals,
+            &mut stamps,
+        )
+        .unwrap();
+        prop_assert_eq!(n, want.len());
+        let got: BTreeMap<u64, (u64, u32)> = keys[..n]
+            .iter()
+            .copied()
+            .zip(vals[..n].iter().copied().zip(stamps[..n].iter().copied()))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn merge_stamped_refuses_mismatched_stamps_and_a_short_stamp_output() {
+    let model: BTreeMap<u64, u64> = (0..10).map(|k| (k * 2, k)).collect();
+    let a = Arrays::of(&model);
+    let run_stamps = [7u32; 10];
+    let (mut keys, mut vals, mut stamps) = (vec![0; 11], vec![0; 11], vec![0u32; 11]);
+    let none = core::iter::empty::<(u64, u64, u32)>;
+    assert_eq!(
+        merge_stamped(
+            a.run(),
+            &run_stamps[..9],
+            none(),
+            TOMB,
+            &mut keys,
+            &mut vals,
+            &mut stamps
+        ),
+        Err(RunError::Malformed)
+    );
+    assert_eq!(
+        merge_stamped(
+            a.run(),
+            &run_stamps,
+            none(),
+            TOMB,
+            &mut keys,
+            &mut vals,
+            &mut stamps[..9]
+        ),
+        Err(RunError::TooSmall)
+    );
+    let one = [(1u64, 70u64, 9u32)];
+    assert_eq!(
+        merge_stamped(
+            a.run(),
+            &run_stamps,
+            one.into_iter(),
+            TOMB,
+            &mut keys,
+            &mut vals,
+            &mut stamps
+        ),
+        Ok(11)
+    );
+    assert_eq!((keys[1], vals[1], stamps[1]), (1, 70, 9));
+    assert!(stamps
+        .iter()
+        .enumerate()
+        .all(|(i, &s)| s == if i == 1 { 9 } else { 7 }));
 }
 
 #[test]

@@ -7,10 +7,14 @@
 //!
 //!     md-fixture info <spare>
 //!     md-fixture add <spare> <main_unit>:<spare_unit>[:pending]...
-//!     md-fixture fill-journal <spare>    (commits units 1000..1126 -> spare units 100..226 until the journal is full)
+//!     md-fixture fill-journal <spare>    (commits units 1000..1126 -> spare units 100..226, one record per
+//!                                         commit, until the journal is full: one record per block keeps the
+//!                                         load that replays it cheap)
+//!     md-fixture times <spare>           (the metadata version, then each entry's main unit and timestamp)
 //!     md-fixture spread <spare> <count> <step>   (a checkpoint of units 0, step, 2*step... -> spare units 0..count)
 #![allow(clippy::print_stdout, clippy::arithmetic_side_effects)] // a test fixture, not kernel code
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::ExitCode;
@@ -18,7 +22,9 @@ use std::process::ExitCode;
 use dm_remap_v4_metadata::layout::BLOCK_SIZE;
 use dm_remap_v4_metadata::{BlockIo, EntryState, Expect, IoError, Record, RecordSink, Store};
 
-struct FileIo(File);
+/// The spare, and whether flushes wait for the end (`fill-journal`: a fixture need not survive a crash, and
+/// one flush per commit made filling the journal slow in the VM).
+struct FileIo(File, bool);
 
 impl BlockIo for FileIo {
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
@@ -32,14 +38,24 @@ impl BlockIo for FileIo {
         self.0.write_all(buf).map_err(|_| IoError)
     }
     fn flush(&mut self) -> Result<(), IoError> {
+        if self.1 {
+            return Ok(());
+        }
         self.0.sync_all().map_err(|_| IoError)
     }
 }
 
-struct Ignore;
+/// The loaded table's timestamps by main unit (`times`), or nothing.
+struct Times(Option<BTreeMap<u64, u64>>);
 
-impl RecordSink for Ignore {
-    fn apply(&mut self, _: &Record) -> Result<(), dm_remap_v4_metadata::Error> {
+impl RecordSink for Times {
+    fn apply(&mut self, rec: &Record) -> Result<(), dm_remap_v4_metadata::Error> {
+        if let Some(map) = self.0.as_mut() {
+            match rec.state {
+                EntryState::Cleared => map.remove(&rec.main_unit),
+                _ => map.insert(rec.main_unit, rec.timestamp),
+            };
+        }
         Ok(())
     }
 }
@@ -73,17 +89,18 @@ fn run(args: &[String]) -> Result<(), String> {
     };
     let file = OpenOptions::new()
         .read(true)
-        .write(cmd != "info")
+        .write(cmd != "info" && cmd != "times")
         .open(path)
         .map_err(|e| format!("{path}: {e}"))?;
-    let mut io = FileIo(file);
+    let mut io = FileIo(file, false);
     let mut buf = vec![0u8; BLOCK_SIZE];
     let expect = Expect {
         uuid: None,
         main: None,
         member_index: None,
     };
-    let (mut store, _) = Store::load(&mut io, &mut buf, &expect, 0x5eed, &mut Ignore)
+    let mut times = Times((cmd == "times").then(BTreeMap::new));
+    let (mut store, _) = Store::load(&mut io, &mut buf, &expect, 0x5eed, &mut times)
         .map_err(|e| format!("{path}: {e}"))?;
     match cmd {
         "info" => {
@@ -98,6 +115,13 @@ fn run(args: &[String]) -> Result<(), String> {
             );
             Ok(())
         }
+        "times" => {
+            println!("version {}", store.superblock().meta_version);
+            for (unit, t) in times.0.unwrap_or_default() {
+                println!("{unit} {t}");
+            }
+            Ok(())
+        }
         "add" => {
             let records = args
                 .iter()
@@ -110,17 +134,19 @@ fn run(args: &[String]) -> Result<(), String> {
                 .map_err(|e| format!("{path}: {e}"))
         }
         "fill-journal" => {
-            let batch: Vec<Record> = (0..126)
-                .filter_map(|i| parse_record(&format!("{}:{}", 1000 + i, 100 + i)))
-                .collect();
+            io.1 = true;
             let mut commits = 0u64;
             loop {
-                match store.commit(&mut io, &mut buf, &batch) {
+                let i = commits % 126;
+                let rec = parse_record(&format!("{}:{}", 1000 + i, 100 + i))
+                    .ok_or("bad fixture record")?;
+                match store.commit(&mut io, &mut buf, &[rec]) {
                     Ok(_) => commits += 1,
                     Err(dm_remap_v4_metadata::Error::JournalFull) => break,
                     Err(e) => return Err(format!("{path}: {e}")),
                 }
             }
+            io.0.sync_all().map_err(|e| format!("{path}: {e}"))?;
             println!("commits={commits}");
             Ok(())
         }
