@@ -271,6 +271,7 @@ impl Target for RemapTarget {
             cause: RemapCause::Auto,
             staged: 0,
             commit_failure: None,
+            marked_dirty: false,
         };
         let state = Remapper::new(updates, setup, table);
         let worker = BioWorker::new(&wq_name, state)
@@ -504,6 +505,10 @@ impl Target for RemapTarget {
 
     fn presuspend(&self, _ti: &TargetInfo) {
         self.scrub.presuspend();
+    }
+
+    fn postsuspend(&self, _ti: &TargetInfo) {
+        self.r().mark_clean();
     }
 
     fn resume(&self, _ti: &TargetInfo) {
