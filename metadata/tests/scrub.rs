@@ -18,7 +18,8 @@ use dm_remap_v4_metadata::block::{self, Block};
 use dm_remap_v4_metadata::layout::{BLOCK_SIZE, SECTOR_SIZE};
 use dm_remap_v4_metadata::scrub::{scrub_sector, SCRUB_MAGIC};
 use dm_remap_v4_metadata::{
-    EntryState, Error, Expect, Layout, Record, ScrubCursor, ScrubLoad, ScrubState, ShutdownMark, Store,
+    EntryState, Error, Expect, Layout, Record, ScrubCursor, ScrubLoad, ScrubState, ShutdownMark,
+    Store,
 };
 
 const ANY: Expect = Expect {

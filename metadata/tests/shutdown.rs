@@ -39,9 +39,7 @@ fn status_after_reboot(disk: &mut CrashDisk) -> (ShutdownMark, ShutdownStatus) {
     let mut sink = MapSink::default();
     let (mut s, _) = Store::load(disk, &mut block(), &ANY, 99, &mut sink).unwrap();
     let found = s.load_scrub_state(disk, &mut block()).unwrap();
-    let status = found
-        .mark
-        .status(s.superblock().meta_version, s.last_seq());
+    let status = found.mark.status(s.superblock().meta_version, s.last_seq());
     (found.mark, status)
 }
 

@@ -826,7 +826,10 @@ pub(crate) mod tests {
         assert_eq!(json["superblock"]["removed_members"], serde_json::json!([]));
         assert!(text.contains("member:            0 of 1\nremoved members:   none\n"));
         assert!(text.contains("scrub:             no saved state (starts at unit 0)\n"));
-        assert!(text.contains("shutdown:          unknown (no mark)\n"), "{text}");
+        assert!(
+            text.contains("shutdown:          unknown (no mark)\n"),
+            "{text}"
+        );
         assert_eq!(json["shutdown"]["status"], "none");
         assert!(json["shutdown"]["commit_seq"].is_null());
     }
@@ -846,7 +849,11 @@ pub(crate) mod tests {
         let i = inspect(&mut io, None).unwrap();
         let v = i.superblock.meta_version;
         assert_eq!(
-            (i.shutdown.status, i.shutdown.meta_version, i.shutdown.commit_seq),
+            (
+                i.shutdown.status,
+                i.shutdown.meta_version,
+                i.shutdown.commit_seq
+            ),
             ("dirty", Some(v), Some(1))
         );
         assert!(render_human("spare.img", &i).contains(&format!(

@@ -1157,7 +1157,11 @@ mod tests {
         // Marked dirty when it went live, clean when it was removed.
         let clean = judged(vec![marked_spare(0, 1, &[Dirty, Clean], 0)]);
         assert_eq!(
-            (clean.confidence, clean.clean_shutdown, clean.spares[0].shutdown),
+            (
+                clean.confidence,
+                clean.clean_shutdown,
+                clean.spares[0].shutdown
+            ),
             (100, true, "clean"),
             "{clean:?}"
         );
@@ -1167,8 +1171,14 @@ mod tests {
             setups: vec![clean.clone()],
             unusable: Vec::new(),
         });
-        assert!(text.contains("  confidence:  100 (threshold 70)\n  shutdown:    clean\n"), "{text}");
-        assert!(text.contains("2/2 superblock copies current, shutdown clean)"), "{text}");
+        assert!(
+            text.contains("  confidence:  100 (threshold 70)\n  shutdown:    clean\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2/2 superblock copies current, shutdown clean)"),
+            "{text}"
+        );
         let json: serde_json::Value = serde_json::to_value(&clean).unwrap();
         assert_eq!(json["clean_shutdown"], true);
         assert_eq!(json["spares"][0]["shutdown"], "clean");
