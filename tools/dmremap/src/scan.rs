@@ -1122,7 +1122,7 @@ mod tests {
             layout: Layout::for_spare(8192, 1).unwrap(),
         };
         let mut store = Store::format(&mut io, &mut buf, &params, 7).unwrap();
-        let mut commit = |store: &mut Store, io: &mut crate::image::MemIo, n: u64| {
+        let commit = |store: &mut Store, io: &mut crate::image::MemIo, n: u64| {
             let r = Record {
                 main_unit: n,
                 spare_index: index,
@@ -1138,12 +1138,12 @@ mod tests {
         for &m in marks {
             store.write_shutdown_mark(&mut io, &mut buf, m).unwrap();
         }
-        for n in 3..3 + after {
+        for n in 3..after.saturating_add(3) {
             commit(&mut store, &mut io, n);
         }
-        let name = format!("loop{}", 5 + index);
+        let minor = index.saturating_add(5);
         Probe {
-            device: dev(&name, 5 + index, 8192, None),
+            device: dev(&format!("loop{minor}"), minor, 8192, None),
             outcome: inspect::inspect(&mut io, Some(8192)),
             holders: Vec::new(),
         }
