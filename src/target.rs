@@ -481,6 +481,11 @@ impl Target for RemapTarget {
         let done = self.answer(ti, args, out);
         // A commit of the message may have failed a spare.
         self.r().evacuate_failed();
+        // A change made while suspended (remap, unremap, ...) marked the setup dirty; it is quiescent again,
+        // so a suspended device stays marked clean (a no-op when nothing was marked dirty).
+        if ti.suspended() {
+            self.r().mark_clean();
+        }
         done
     }
 
