@@ -56,3 +56,9 @@ EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_scrub_save);
 
 u64 dm_remap_v4_metadata_last_seq(const struct dm_remap_v4_md_store *store);
 EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_last_seq);
+
+int dm_remap_v4_metadata_mark_dirty(struct dm_remap_v4_md_store *store, const char **error);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_mark_dirty);
+
+int dm_remap_v4_metadata_mark_clean(struct dm_remap_v4_md_store *store, const char **error);
+EXPORT_SYMBOL_GPL(dm_remap_v4_metadata_mark_clean);

@@ -374,6 +374,65 @@ pub unsafe extern "C" fn dm_remap_v4_metadata_scrub_save(
     }
 }
 
+/// Writes a dirty shutdown mark on this spare (`Store::mark_dirty`; `docs/metadata-format.md`, "Shutdown
+/// mark"): the core calls it before the first change of the metadata after a load or a clean mark, so that a
+/// crash from then on leaves the setup marked dirty. One FUA write of a scrub-state copy (after reading both),
+/// keeping the scrub state. Returns 0 once it is durable; on failure a negative errno with `*error` pointing at
+/// a static message (`-EIO`: a read or the write failed, or the handle is poisoned). A failed mark does not
+/// poison the handle.
+///
+/// # Safety
+///
+/// `store` must be a live handle not used concurrently (the core serialises it with commits); `error` must be
+/// valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_mark_dirty(
+    store: *mut OpenStore,
+    error: *mut *const c_char,
+) -> c_int {
+    // SAFETY: live and exclusive (caller's contract).
+    let OpenStore { store, io, buf } = unsafe { &mut *store };
+    let marked = store.mark_dirty(io, buf);
+    // SAFETY: valid for writes (caller's contract).
+    unsafe { md_status(marked, error) }
+}
+
+/// Writes a clean shutdown mark on this spare (`Store::mark_clean`), recording the metadata version and
+/// commit sequence of this handle: a later load counts the shutdown as clean only if it loads exactly those.
+/// The core calls it when the device has suspended (no I/O, no change in flight). Otherwise as
+/// `dm_remap_v4_metadata_mark_dirty()`.
+///
+/// # Safety
+///
+/// As for `dm_remap_v4_metadata_mark_dirty()`.
+#[no_mangle]
+pub unsafe extern "C" fn dm_remap_v4_metadata_mark_clean(
+    store: *mut OpenStore,
+    error: *mut *const c_char,
+) -> c_int {
+    // SAFETY: live and exclusive (caller's contract).
+    let OpenStore { store, io, buf } = unsafe { &mut *store };
+    let marked = store.mark_clean(io, buf);
+    // SAFETY: valid for writes (caller's contract).
+    unsafe { md_status(marked, error) }
+}
+
+/// 0 for `Ok`; else the error's negative errno, with `*error` pointing at its static message.
+///
+/// # Safety
+///
+/// `error` must be valid for writes.
+unsafe fn md_status(r: core::result::Result<(), MdError>, error: *mut *const c_char) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            // SAFETY: valid for writes (caller's contract); static message (see `dm_remap_v4_metadata_open`).
+            unsafe { error.write(e.message().as_char_ptr()) };
+            e.errno()
+        }
+    }
+}
+
 /// Releases a handle from `dm_remap_v4_metadata_open()`; null is ignored.
 ///
 /// # Safety

@@ -257,6 +257,7 @@ impl Remapper {
             .checked_add(1)
             .ok_or((EOVERFLOW, c"commit sequence overflow"))?;
         let members = self.setup.member_count;
+        self.mark_dirty(u);
         // The others first: once one records the removal, the setup has it.
         for last in [false, true] {
             for (s, md) in self.setup.spares.iter().zip(u.metadata.iter_mut()) {

@@ -61,6 +61,8 @@ extern "C" {
         state: *const ScrubStateAbi,
         error: *mut *const c_char,
     ) -> c_int;
+    fn dm_remap_v4_metadata_mark_dirty(store: *mut c_void, error: *mut *const c_char) -> c_int;
+    fn dm_remap_v4_metadata_mark_clean(store: *mut c_void, error: *mut *const c_char) -> c_int;
     fn dm_remap_v4_metadata_plan_format(
         params: *const OpenParams,
         pool_units: *mut u64,
@@ -290,6 +292,24 @@ impl Metadata {
         // SAFETY: a live handle, used exclusively (`&mut self`); `state` and `msg` are valid for the call.
         let r = unsafe { dm_remap_v4_metadata_scrub_save(self.0.as_ptr(), state, &mut msg) };
         md_result(r, msg, c"saving the scrub state failed")
+    }
+
+    /// Writes a dirty shutdown mark on this spare (one block written with FUA; the scrub state is kept): from
+    /// now on a crash leaves the setup marked as not shut down cleanly.
+    pub(crate) fn mark_dirty(&mut self) -> core::result::Result<(), (Error, &'static CStr)> {
+        let mut msg: *const c_char = core::ptr::null();
+        // SAFETY: a live handle, used exclusively (`&mut self`); `msg` is a valid out-pointer.
+        let r = unsafe { dm_remap_v4_metadata_mark_dirty(self.0.as_ptr(), &mut msg) };
+        md_result(r, msg, c"writing the dirty shutdown mark failed")
+    }
+
+    /// Writes a clean shutdown mark on this spare, recording its current metadata version and commit
+    /// sequence (one block written with FUA).
+    pub(crate) fn mark_clean(&mut self) -> core::result::Result<(), (Error, &'static CStr)> {
+        let mut msg: *const c_char = core::ptr::null();
+        // SAFETY: a live handle, used exclusively (`&mut self`); `msg` is a valid out-pointer.
+        let r = unsafe { dm_remap_v4_metadata_mark_clean(self.0.as_ptr(), &mut msg) };
+        md_result(r, msg, c"writing the clean shutdown mark failed")
     }
 }
 

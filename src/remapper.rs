@@ -93,6 +93,9 @@ pub(crate) struct Updates {
     pub(crate) removed: u32,
     /// Why the staged relocations are made (for the remap counters).
     pub(crate) cause: RemapCause,
+    /// The committing spares carry a dirty shutdown mark written by this table (set before the first
+    /// metadata change after the load or after a clean mark; cleared by the clean mark at suspend).
+    pub(crate) marked_dirty: bool,
 }
 
 /// What the scrub's relocation of a slow unit did.
@@ -407,6 +410,7 @@ impl Remapper {
         if self.md_failed.load(Ordering::Relaxed) {
             return Err((EIO, c"an earlier metadata commit failed; reload the table"));
         }
+        self.mark_dirty(u);
         // Relocated data must be durable before the mapping that points at it, and each spare's metadata
         // flush covers only that spare.
         for spare in self.setup.spares.iter() {
@@ -832,6 +836,8 @@ impl Remapper {
                 return Err(e);
             }
         }
+        // The table goes live: a crash from now on is not a clean shutdown.
+        self.mark_dirty(u);
         let Some(r) = u.resync else {
             return Ok(());
         };
@@ -865,6 +871,55 @@ impl Remapper {
             self.md_version.store(md.version(), Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Writes a dirty shutdown mark on every committing spare, unless this table did since the load or the
+    /// last clean mark. Called before any change of the metadata and when the table goes live, so that a crash
+    /// after it (even one that loses a commit and leaves the old sequence) never looks like a clean shutdown.
+    /// A spare that fails the write is only warned about: the mark is advisory, and a clean mark counts only
+    /// for exactly the metadata it recorded, which the next commit changes anyway.
+    pub(crate) fn mark_dirty(&self, u: &mut Updates) {
+        if u.marked_dirty {
+            return;
+        }
+        u.marked_dirty = true;
+        for (spare, md) in self.setup.spares.iter().zip(u.metadata.iter_mut()) {
+            if !spare.role().commits() {
+                continue;
+            }
+            if let Err((_, why)) = md.mark_dirty() {
+                pr_warn!(
+                    "spare {}: {}\n",
+                    spare.dev.name(),
+                    why.to_str().unwrap_or("?")
+                );
+            }
+        }
+    }
+
+    /// Once the device has suspended (no bio in flight, no change under way): writes a clean shutdown mark,
+    /// recording the metadata version and commit sequence, on every committing spare that this table marked
+    /// dirty. Nothing after a failed commit (the metadata on disk is then unknown: it stays dirty), and
+    /// nothing when this table never marked the setup dirty (it changed nothing, and its mark may be stale).
+    pub(crate) fn mark_clean(&self) {
+        let mut guard = self.updates.lock();
+        let u = &mut *guard;
+        if !u.marked_dirty || self.md_failed.load(Ordering::Relaxed) || !u.batch.is_empty() {
+            return;
+        }
+        u.marked_dirty = false;
+        for (spare, md) in self.setup.spares.iter().zip(u.metadata.iter_mut()) {
+            if !spare.role().commits() {
+                continue;
+            }
+            if let Err((_, why)) = md.mark_clean() {
+                pr_warn!(
+                    "spare {}: {}\n",
+                    spare.dev.name(),
+                    why.to_str().unwrap_or("?")
+                );
+            }
+        }
     }
 
     /// The scrub could not read `unit` on main: records it as pending, like a failed read, unless it has an

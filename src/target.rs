@@ -271,6 +271,7 @@ impl Target for RemapTarget {
             cause: RemapCause::Auto,
             staged: 0,
             commit_failure: None,
+            marked_dirty: false,
         };
         let state = Remapper::new(updates, setup, table);
         let worker = BioWorker::new(&wq_name, state)
@@ -480,6 +481,11 @@ impl Target for RemapTarget {
         let done = self.answer(ti, args, out);
         // A commit of the message may have failed a spare.
         self.r().evacuate_failed();
+        // A change made while suspended (remap, unremap, ...) marked the setup dirty; it is quiescent again,
+        // so a suspended device stays marked clean (a no-op when nothing was marked dirty).
+        if ti.suspended() {
+            self.r().mark_clean();
+        }
         done
     }
 
@@ -504,6 +510,10 @@ impl Target for RemapTarget {
 
     fn presuspend(&self, _ti: &TargetInfo) {
         self.scrub.presuspend();
+    }
+
+    fn postsuspend(&self, _ti: &TargetInfo) {
+        self.r().mark_clean();
     }
 
     fn resume(&self, _ti: &TargetInfo) {

@@ -32,6 +32,6 @@ pub use io::{BlockIo, IoError};
 pub use layout::Layout;
 pub use open::{commit_or_checkpoint, format_layout, open_region, plan_format};
 pub use record::{EntryState, Record, RecordSink};
-pub use scrub::{ScrubLoad, ScrubState};
+pub use scrub::{ScrubLoad, ScrubState, Shutdown, ShutdownMark, ShutdownStatus};
 pub use store::{CopyStatus, Expect, FormatParams, LoadReport, ScrubCursor, Store};
 pub use superblock::{MainIdentity, Superblock};

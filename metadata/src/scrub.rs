@@ -23,6 +23,122 @@ pub const SCRUB_VERSION: u32 = 1;
 pub const SCRUB_COPIES: usize = 2;
 /// Block number of each scrub-state copy, next to each superblock copy (32 KiB apart).
 pub const SCRUB_BLOCKS: [u64; SCRUB_COPIES] = [1, 9];
+/// Offset in a scrub-state block of the shutdown mark (a compatible addition: older code ignores it).
+pub const SHUTDOWN_MARK_OFFSET: usize = 112;
+
+/// What the shutdown mark of a scrub-state block says (its `shutdown` field, a u32).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Shutdown {
+    /// 0: no mark (written by older code, or by a save before any mark). Also what any value this code does
+    /// not know decodes to: never taken as clean.
+    #[default]
+    None,
+    /// 1: the setup was live (or changing its metadata) when this was written.
+    Dirty,
+    /// 2: the setup was shut down cleanly at the recorded metadata version and commit sequence.
+    Clean,
+}
+
+impl Shutdown {
+    /// The on-disk value.
+    pub fn to_u32(self) -> u32 {
+        match self {
+            Self::None => 0,
+            Self::Dirty => 1,
+            Self::Clean => 2,
+        }
+    }
+
+    /// The on-disk value decoded; unknown values are [`Shutdown::None`].
+    pub fn from_u32(v: u32) -> Self {
+        match v {
+            1 => Self::Dirty,
+            2 => Self::Clean,
+            _ => Self::None,
+        }
+    }
+}
+
+/// The shutdown mark kept in every scrub-state block at [`SHUTDOWN_MARK_OFFSET`]: whether the setup was shut
+/// down cleanly, and the metadata it was clean at. Format in `docs/metadata-format.md`, "Shutdown mark".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownMark {
+    /// Dirty, clean or none.
+    pub shutdown: Shutdown,
+    /// The superblock's `meta_version` when the mark was written.
+    pub meta_version: u64,
+    /// The sequence number of the last commit when the mark was written.
+    pub commit_seq: u64,
+}
+
+/// What a member's newest shutdown mark means for the metadata loaded from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownStatus {
+    /// A clean mark recording exactly the loaded metadata version and commit sequence.
+    Clean,
+    /// A dirty mark: the setup was live, or changing its metadata, when it stopped.
+    Dirty,
+    /// A clean mark for other metadata than what loaded (it changed after the mark, or a commit was lost).
+    Stale,
+    /// No mark (never marked, older code, no scrub state).
+    None,
+}
+
+impl ShutdownStatus {
+    /// Lower-case name, for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Clean => "clean",
+            Self::Dirty => "dirty",
+            Self::Stale => "stale",
+            Self::None => "none",
+        }
+    }
+}
+
+impl ShutdownMark {
+    /// Writes the mark into `out` at [`SHUTDOWN_MARK_OFFSET`] (before the block is sealed); flags are zero.
+    fn write(&self, out: &mut Block) {
+        let Some(at) = out.get_mut(SHUTDOWN_MARK_OFFSET..) else {
+            return;
+        };
+        let mut w = Writer::new(at);
+        w.u32(self.shutdown.to_u32());
+        w.u32(0);
+        w.u64(self.meta_version);
+        w.u64(self.commit_seq);
+    }
+
+    /// The mark of a valid scrub-state block (flags are ignored).
+    pub fn read(blk: &Block) -> Self {
+        let Some(at) = blk.get(SHUTDOWN_MARK_OFFSET..) else {
+            return Self::default();
+        };
+        let mut r = Reader::new(at);
+        let shutdown = Shutdown::from_u32(r.u32());
+        let _flags = r.u32();
+        Self {
+            shutdown,
+            meta_version: r.u64(),
+            commit_seq: r.u64(),
+        }
+    }
+
+    /// What this mark says about metadata loaded at `meta_version` and `commit_seq`: clean only if it is a
+    /// clean mark recording exactly those.
+    pub fn status(&self, meta_version: u64, commit_seq: u64) -> ShutdownStatus {
+        match self.shutdown {
+            Shutdown::Clean
+                if self.meta_version == meta_version && self.commit_seq == commit_seq =>
+            {
+                ShutdownStatus::Clean
+            }
+            Shutdown::Clean => ShutdownStatus::Stale,
+            Shutdown::Dirty => ShutdownStatus::Dirty,
+            Shutdown::None => ShutdownStatus::None,
+        }
+    }
+}
 
 /// The scrub's persisted state, as saved and loaded. Units as in [`ScrubStateAbi`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -87,8 +203,21 @@ impl ScrubState {
         }
     }
 
-    /// Encodes into `out` (whole block, sealed) as copy `copy_index` of setup `uuid`, numbered `seq`.
+    /// Encodes into `out` (whole block, sealed) as copy `copy_index` of setup `uuid`, numbered `seq`, with no
+    /// shutdown mark.
     pub fn encode(&self, copy_index: u32, uuid: &[u8; 16], seq: u64, out: &mut Block) {
+        self.encode_marked(copy_index, uuid, seq, &ShutdownMark::default(), out);
+    }
+
+    /// As [`ScrubState::encode`], with the shutdown mark `mark`.
+    pub fn encode_marked(
+        &self,
+        copy_index: u32,
+        uuid: &[u8; 16],
+        seq: u64,
+        mark: &ShutdownMark,
+        out: &mut Block,
+    ) {
         out.fill(0);
         let (_, body) = out.split_at_mut(ENVELOPE_SIZE);
         let mut w = Writer::new(body);
@@ -106,6 +235,7 @@ impl ScrubState {
         w.u64(self.pass_found);
         w.u64(self.last_pass_found);
         w.u64(self.prev_pass_found);
+        mark.write(out);
         block::seal(out, SCRUB_MAGIC);
     }
 
@@ -160,6 +290,8 @@ pub struct ScrubLoad {
     pub seq: u64,
     /// The copy it was read from.
     pub copy: Option<usize>,
+    /// The shutdown mark of that copy (none when there is no state).
+    pub mark: ShutdownMark,
     /// Copies that were unreadable, or neither all zeros nor a valid state of this setup (damaged, torn,
     /// another setup's, unknown version). An older valid copy is not bad: it is the previous state.
     pub bad_copies: u32,
@@ -191,6 +323,7 @@ pub fn read_scrub_state<I: BlockIo>(
         state: None,
         seq: 0,
         copy: None,
+        mark: ShutdownMark::default(),
         bad_copies: 0,
     };
     let mut unreadable = 0usize;
@@ -207,6 +340,7 @@ pub fn read_scrub_state<I: BlockIo>(
                     found.state = Some(state);
                     found.seq = seq;
                     found.copy = Some(copy);
+                    found.mark = ShutdownMark::read(blk);
                 }
             }
             None => {
@@ -276,9 +410,64 @@ impl Store {
         };
         let sector = scrub_sector(copy).ok_or(Error::BadGeometry)?;
         let copy_index = u32::try_from(copy).map_err(|_| Error::BadGeometry)?;
-        state.encode(copy_index, &uuid, seq, blk);
+        let mark = self.shutdown_mark();
+        state.encode_marked(copy_index, &uuid, seq, &mark, blk);
         block::write(io, sector, blk, true)?;
         self.set_scrub_cursor(ScrubCursor::Newest { seq, copy });
+        Ok(())
+    }
+
+    /// Durably writes a dirty shutdown mark (see [`Store::write_shutdown_mark`]): before the first change of
+    /// the metadata after a load or a clean mark, so that a crash from then on leaves the setup marked dirty.
+    pub fn mark_dirty<I: BlockIo>(&mut self, io: &mut I, buf: &mut [u8]) -> Result<(), Error> {
+        self.write_shutdown_mark(io, buf, Shutdown::Dirty)
+    }
+
+    /// Durably writes a clean shutdown mark recording the current metadata version and commit sequence (see
+    /// [`Store::write_shutdown_mark`]): once the setup stopped changing its metadata.
+    pub fn mark_clean<I: BlockIo>(&mut self, io: &mut I, buf: &mut [u8]) -> Result<(), Error> {
+        self.write_shutdown_mark(io, buf, Shutdown::Clean)
+    }
+
+    /// Writes the shutdown mark `shutdown`, recording this store's metadata version and last commit sequence:
+    /// reads both scrub-state copies (another table of the device may have saved since this store last
+    /// looked), then writes the newest scrub state again, unchanged, with the new mark, into the other copy
+    /// with the next sequence number, as one FUA write: the same ping-pong as [`Store::save_scrub_state`], so
+    /// a crash during it leaves the previous state and mark. With no scrub state yet, the state written is
+    /// the empty one (the scrub starts at unit 0, as without a state). Later scrub saves carry the mark.
+    /// A poisoned store refuses ([`Error::Poisoned`]): its metadata is not known to be consistent.
+    pub fn write_shutdown_mark<I: BlockIo>(
+        &mut self,
+        io: &mut I,
+        buf: &mut [u8],
+        shutdown: Shutdown,
+    ) -> Result<(), Error> {
+        if self.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        let blk = as_block(buf)?;
+        let uuid = self.superblock().uuid;
+        let found = read_scrub_state(io, blk, &uuid)?;
+        self.set_scrub_cursor(found.cursor());
+        let state = found.state.unwrap_or_default();
+        let mark = ShutdownMark {
+            shutdown,
+            meta_version: self.superblock().meta_version,
+            commit_seq: self.last_seq(),
+        };
+        let (seq, copy) = match found.copy {
+            None => (1, 0),
+            Some(copy) => (
+                found.seq.checked_add(1).ok_or(Error::Overflow)?,
+                if copy == 0 { 1 } else { 0 },
+            ),
+        };
+        let sector = scrub_sector(copy).ok_or(Error::BadGeometry)?;
+        let copy_index = u32::try_from(copy).map_err(|_| Error::BadGeometry)?;
+        state.encode_marked(copy_index, &uuid, seq, &mark, blk);
+        block::write(io, sector, blk, true)?;
+        self.set_scrub_cursor(ScrubCursor::Newest { seq, copy });
+        self.set_shutdown_mark(mark);
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ use super::io::BlockIo;
 use super::journal::{self, Position};
 use super::layout::{Layout, SUPERBLOCK_COPIES};
 use super::record::{Limits, Record, RecordSink};
+use super::scrub::ShutdownMark;
 use super::superblock::{
     removed_within, MainIdentity, Superblock, SuperblockFault, FORMAT_VERSION,
 };
@@ -131,6 +132,8 @@ pub struct Store {
     current: [bool; SUPERBLOCK_COPIES],
     poisoned: bool,
     scrub: ScrubCursor,
+    /// The shutdown mark this store last wrote; every scrub-state save carries it (`scrub.rs`).
+    mark: ShutdownMark,
 }
 
 /// Nonce of the journal generation started by superblock version `meta_version` in a session with
@@ -255,6 +258,7 @@ impl Store {
             // Format does not touch the scrub-state blocks: a save must look at what they hold (a region
             // re-formatted with its setup's own UUID may keep a valid, higher-numbered state there).
             scrub: ScrubCursor::Unknown,
+            mark: ShutdownMark::default(),
         })
     }
 
@@ -349,6 +353,7 @@ impl Store {
             current: copies.map(|c| c == CopyStatus::Current),
             poisoned: false,
             scrub: ScrubCursor::Unknown,
+            mark: ShutdownMark::default(),
         };
         Ok((store, report))
     }
@@ -601,6 +606,16 @@ impl Store {
     /// a wrong cursor could make a save overwrite the newest state.
     pub fn set_scrub_cursor(&mut self, cursor: ScrubCursor) {
         self.scrub = cursor;
+    }
+
+    /// The shutdown mark this store last wrote durably (none until it writes one).
+    pub fn shutdown_mark(&self) -> ShutdownMark {
+        self.mark
+    }
+
+    /// Records the shutdown mark just written durably. Only `scrub.rs` calls it.
+    pub fn set_shutdown_mark(&mut self, mark: ShutdownMark) {
+        self.mark = mark;
     }
 
     /// [`Error::Poisoned`] once a write failed.

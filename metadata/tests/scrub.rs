@@ -18,7 +18,8 @@ use dm_remap_v4_metadata::block::{self, Block};
 use dm_remap_v4_metadata::layout::{BLOCK_SIZE, SECTOR_SIZE};
 use dm_remap_v4_metadata::scrub::{scrub_sector, SCRUB_MAGIC};
 use dm_remap_v4_metadata::{
-    EntryState, Error, Expect, Layout, Record, ScrubCursor, ScrubLoad, ScrubState, Store,
+    EntryState, Error, Expect, Layout, Record, ScrubCursor, ScrubLoad, ScrubState, ShutdownMark,
+    Store,
 };
 
 const ANY: Expect = Expect {
@@ -179,6 +180,7 @@ fn blank_and_formatted_regions_hold_no_state() {
             state: None,
             seq: 0,
             copy: None,
+            mark: ShutdownMark::default(),
             bad_copies: 0
         }
     );
@@ -216,6 +218,7 @@ fn round_trip() {
             state: Some(state(5)),
             seq: 1,
             copy: Some(0),
+            mark: ShutdownMark::default(),
             bad_copies: 0
         }
     );
@@ -314,6 +317,7 @@ fn a_damaged_newest_copy_falls_back_to_the_previous_state() {
             state: Some(state(1)),
             seq: 1,
             copy: Some(0),
+            mark: ShutdownMark::default(),
             bad_copies: 1
         }
     );
@@ -380,6 +384,7 @@ fn a_copy_of_another_setup_is_ignored() {
             state: Some(state(1)),
             seq: 1,
             copy: Some(0),
+            mark: ShutdownMark::default(),
             bad_copies: 1
         }
     );

@@ -22,6 +22,8 @@ pub mod le;
 pub mod open;
 #[path = "../../metadata/src/record.rs"]
 pub mod record;
+#[path = "../../metadata/src/scrub.rs"]
+pub mod scrub;
 #[path = "../../metadata/src/store.rs"]
 pub mod store;
 #[path = "../../metadata/src/superblock.rs"]

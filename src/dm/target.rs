@@ -200,6 +200,10 @@ pub(crate) trait Target: Sized + Send + Sync + 'static {
     /// May sleep.
     fn presuspend(&self, _ti: &TargetInfo) {}
 
+    /// Runs once the device has suspended: no bio of the target is in flight, and none arrives until a
+    /// resume. Also runs when a device that was not suspended is removed. May sleep.
+    fn postsuspend(&self, _ti: &TargetInfo) {}
+
     /// Runs when the table has started serving I/O (after a successful `preresume`), and when a suspend is
     /// cancelled after `presuspend` (`presuspend_undo`). May sleep.
     fn resume(&self, _ti: &TargetInfo) {}
@@ -437,6 +441,18 @@ unsafe extern "C" fn presuspend_callback<T: Target>(ti: *mut ffi::dm_target) {
     target.presuspend(info);
 }
 
+/// Device-mapper's `target_type.postsuspend` callback for `T`.
+///
+/// # Safety
+///
+/// Only device-mapper may call it, through the `target_type` that [`Registration`] registered, with the
+/// arguments its contract for `target_type.postsuspend` guarantees.
+unsafe extern "C" fn postsuspend_callback<T: Target>(ti: *mut ffi::dm_target) {
+    // SAFETY: `ti` is live for the call and its constructor succeeded.
+    let (target, info) = unsafe { (target_of::<T>(ti), TargetInfo::from_raw(ti)) };
+    target.postsuspend(info);
+}
+
 /// Device-mapper's `target_type.resume` callback for `T`.
 ///
 /// # Safety
@@ -524,6 +540,7 @@ impl<T: Target> Registration<T> {
             (*p).io_hints = Some(io_hints_callback::<T>);
             (*p).preresume = Some(preresume_callback::<T>);
             (*p).presuspend = Some(presuspend_callback::<T>);
+            (*p).postsuspend = Some(postsuspend_callback::<T>);
             (*p).resume = Some(resume_callback::<T>);
             // A cancelled suspend: the table serves I/O again, as after a resume.
             (*p).presuspend_undo = Some(resume_callback::<T>);

@@ -6,4 +6,4 @@
 /// a partial upgrade (say, a stale `dm-remap-v4-metadata.ko` left by an old DKMS build) fails loudly at
 /// `modprobe` instead of misreading structures at run time. Bump it with any change to an exported signature or
 /// type.
-pub const HELPER_ABI_VERSION: u32 = 6;
+pub const HELPER_ABI_VERSION: u32 = 7;

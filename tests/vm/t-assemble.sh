@@ -78,7 +78,8 @@ test_scan_and_assemble_two_setups_after_reattachment() {
 	assert_eq "A decision" "assemble" "${v[2]}"
 	assert_eq "B main" "$mb" "${v[3]}"
 	assert_eq "B spares" "0 $sb" "${v[4]}"
-	assert_eq "A confidence" 95 "${v[5]}"
+	# Removed cleanly (dmsetup remove: postsuspend writes the clean mark), WWN/serial matching: nothing missing.
+	assert_eq "A confidence" 100 "${v[5]}"
 
 	out=$("$DMREMAP" assemble --all) || fail "assemble --all: exit $?"
 	assert_contains "assembled A" "assembled /dev/mapper/remap-$ua" "$out"
@@ -128,6 +129,27 @@ test_scan_and_assemble_two_setups_after_reattachment() {
 	# Nothing was written to the refused spares: B still assembles, with its data.
 	"$DMREMAP" assemble "$ub" --name bb >/dev/null || fail "assemble B again"
 	same_bytes "B data again" "$WORK/newB" /dev/mapper/bb 0
+}
+
+# The shutdown mark: a device removed cleanly scores 100; a copy of its spare taken while it was live (what a
+# power cut leaves: marked dirty when the table went live) scores less and says why. Cheap: one setup, no I/O.
+test_a_clean_shutdown_scores_100_and_a_power_cut_does_not() {
+	local main spare cut out
+	main=$(make_loop main 16) spare=$(make_loop spare 4)
+	"$DMREMAP" create r --main "$main" --spare "$spare" >/dev/null || { fail "create"; return; }
+	cp "$WORK/spare.img" "$WORK/cut.img"
+	"$DMREMAP" remove r >/dev/null || { fail "remove"; return; }
+	out=$("$DMREMAP" scan "$main" "$spare") || fail "scan after the clean shutdown: exit $?"
+	assert_contains "clean: confidence" "confidence:  100 (threshold 70)" "$out"
+	assert_contains "clean: shutdown" "shutdown:    clean" "$out"
+	losetup -d "$spare"
+	cut=$(losetup --find --show "$WORK/cut.img")
+	out=$("$DMREMAP" scan "$main" "$cut") || fail "scan after the power cut: exit $?"
+	assert_contains "power cut: confidence" "confidence:  95 (threshold 70)" "$out"
+	assert_contains "power cut: shutdown" "shutdown:    not clean" "$out"
+	assert_contains "power cut: the spare is dirty" "superblock copies current, shutdown dirty)" "$out"
+	assert_contains "power cut: still assembled" "verdict:     assemble" "$out"
+	assert_contains "inspect: dirty" "shutdown:          dirty (not shut down cleanly)" "$("$DMREMAP" inspect "$cut")"
 }
 
 # What the device-mapper devices are: names, uuids, tables, open counts, event numbers, attributes

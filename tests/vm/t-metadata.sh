@@ -7,6 +7,16 @@ COPY1_OFFSET=32768 # superblock copy 1 is metadata block 8
 # region_sum DEV: checksum of the first 8 MiB (superblocks, checkpoints and journal of the test spares).
 region_sum() { head -c $((8 * 1024 * 1024)) "$1" | sha256sum | cut -d' ' -f1; }
 
+# table_sum DEV: region_sum without the scrub-state blocks 1 and 9, which hold the shutdown mark: a table
+# that goes live marks them dirty and its removal clean, even when its metadata does not change.
+table_sum() {
+	{
+		dd if="$1" bs=4096 count=1
+		dd if="$1" bs=4096 skip=2 count=7
+		dd if="$1" bs=4096 skip=10 count=2038
+	} 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
 # flip_byte DEV OFFSET: inverts one byte in place.
 flip_byte() {
 	local b
@@ -48,12 +58,12 @@ test_metadata_reload_does_not_write() {
 	local main spare before
 	main=$(make_loop main 64) spare=$(make_loop spare 16)
 	create_r "$main" "$spare" && dmsetup remove r || { fail "first create"; return; }
-	before=$(region_sum "$spare")
+	before=$(table_sum "$spare")
 	dmesg_mark
 	create_r "$main" "$spare" || { fail "second create"; return; }
 	dmsetup remove r
 	case "$(dmesg_new)" in *"formatted the metadata region"*) fail "formatted again" ;; esac
-	assert_eq "region after a clean load" "$before" "$(region_sum "$spare")"
+	assert_eq "region after a clean load" "$before" "$(table_sum "$spare")"
 }
 
 test_metadata_damaged_copy_is_repaired() {
@@ -105,11 +115,11 @@ test_format_foreign_formats_foreign_data_but_never_our_metadata() {
 	same_bytes "data" "$WORK/a" /dev/mapper/r 0
 	dmsetup remove r
 	# Now ours: it loads without the option, and the option does not format it again.
-	before=$(region_sum "$spare")
+	before=$(table_sum "$spare")
 	create_r "$main" "$spare" && dmsetup remove r || fail "load without the option"
 	dmsetup create r --table "0 $len $TARGET $main $spare 1 format_foreign" && dmsetup remove r ||
 		fail "load with the option"
-	assert_eq "loads write nothing" "$before" "$(region_sum "$spare")"
+	assert_eq "loads write nothing but the shutdown mark" "$before" "$(table_sum "$spare")"
 	# A spare of another setup and a damaged one are refused with the option, and left alone.
 	create_r "$main" "$other" && dmsetup remove r || { fail "second setup"; return; }
 	before=$(region_sum "$other")

@@ -180,8 +180,9 @@ mod tests {
             decision: Decision::Assemble,
             reason: None,
             active_as: None,
-            confidence: 95,
+            confidence: 100,
             threshold: 70,
+            clean_shutdown: true,
             main: Some(MainFound {
                 device: "/dev/loop3".into(),
                 numbers: "7:3".into(),
@@ -205,6 +206,7 @@ mod tests {
                     last_seq: 1,
                     meta_version: 1,
                     copies_current: 2,
+                    shutdown: "clean",
                     removed: false,
                 })
                 .collect(),

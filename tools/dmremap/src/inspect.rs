@@ -8,7 +8,7 @@ use dm_remap_v4_metadata::layout::{Layout, BLOCK_SIZE, SECTORS_PER_BLOCK, SUPERB
 use dm_remap_v4_metadata::store::CopyStatus;
 use dm_remap_v4_metadata::superblock::{Superblock, SuperblockFault};
 use dm_remap_v4_metadata::{
-    BlockIo, EntryState, Error, Expect, Record, RecordSink, ScrubLoad, Store,
+    BlockIo, EntryState, Error, Expect, Record, RecordSink, ScrubLoad, ShutdownStatus, Store,
 };
 use serde::Serialize;
 
@@ -91,6 +91,47 @@ pub struct LoadInfo {
     pub journal_blocks_used: u64,
     /// Sequence number of the last commit loaded.
     pub last_seq: u64,
+}
+
+/// The shutdown mark kept with the scrub state: was the setup shut down cleanly at the metadata loaded?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShutdownInfo {
+    /// `clean` (a clean mark for exactly the loaded metadata version and commit sequence), `dirty` (the setup
+    /// was live or changing when it stopped: a crash or power cut), `stale` (a clean mark for other metadata)
+    /// or `none` (no mark: never marked, or written by an older version).
+    pub status: &'static str,
+    /// The metadata version the mark recorded.
+    pub meta_version: Option<u64>,
+    /// The commit sequence the mark recorded.
+    pub commit_seq: Option<u64>,
+}
+
+impl ShutdownInfo {
+    fn from_load(loaded: &Result<ScrubLoad, Error>, meta_version: u64, last_seq: u64) -> Self {
+        let mark = loaded.as_ref().map(|l| l.mark).unwrap_or_default();
+        let status = mark.status(meta_version, last_seq);
+        let recorded = status != ShutdownStatus::None;
+        Self {
+            status: status.name(),
+            meta_version: recorded.then_some(mark.meta_version),
+            commit_seq: recorded.then_some(mark.commit_seq),
+        }
+    }
+
+    /// The human report's line (without the label).
+    fn line(&self) -> String {
+        let at = match (self.meta_version, self.commit_seq) {
+            (Some(v), Some(s)) => format!(" (marked at version {v}, commit {s})"),
+            _ => String::new(),
+        };
+        let what = match self.status {
+            "clean" => "clean",
+            "dirty" => "dirty (not shut down cleanly)",
+            "stale" => "dirty (the clean mark is for other metadata)",
+            _ => "unknown (no mark)",
+        };
+        format!("{what}{at}")
+    }
 }
 
 /// The background scrub's saved state (blocks 1 and 9 of the region).
@@ -241,6 +282,8 @@ pub struct Inspection {
     pub copies: Vec<CopyInfo>,
     /// The background scrub's saved state.
     pub scrub: ScrubInfo,
+    /// The shutdown mark, judged against the loaded metadata.
+    pub shutdown: ShutdownInfo,
     /// Active entries.
     pub active: usize,
     /// Pending entries.
@@ -338,8 +381,10 @@ pub fn inspect<I: BlockIo>(
         Err(error) => return Err(Unloadable::Format { error, copies: raw }),
     };
     // Reads only: loading the scrub state never writes.
-    let scrub = ScrubInfo::from_load(store.load_scrub_state(io, &mut buf));
+    let scrub_load = store.load_scrub_state(io, &mut buf);
     let sb = store.superblock();
+    let shutdown = ShutdownInfo::from_load(&scrub_load, sb.meta_version, store.last_seq());
+    let scrub = ScrubInfo::from_load(scrub_load);
     let copies = raw
         .into_iter()
         .zip(report.copies)
@@ -364,6 +409,7 @@ pub fn inspect<I: BlockIo>(
         },
         copies,
         scrub,
+        shutdown,
         active,
         pending: entries.len().saturating_sub(active),
         entries,
@@ -607,6 +653,7 @@ pub fn render_human(device: &str, i: &Inspection) -> String {
         .collect();
     let _ = writeln!(out, "superblock copies: {}", copies.join("; "));
     let _ = writeln!(out, "scrub:             {}", i.scrub.line());
+    let _ = writeln!(out, "shutdown:          {}", i.shutdown.line());
     let _ = writeln!(
         out,
         "entries:           {} ({} active, {} pending)",
@@ -779,6 +826,53 @@ pub(crate) mod tests {
         assert_eq!(json["superblock"]["removed_members"], serde_json::json!([]));
         assert!(text.contains("member:            0 of 1\nremoved members:   none\n"));
         assert!(text.contains("scrub:             no saved state (starts at unit 0)\n"));
+        assert!(
+            text.contains("shutdown:          unknown (no mark)\n"),
+            "{text}"
+        );
+        assert_eq!(json["shutdown"]["status"], "none");
+        assert!(json["shutdown"]["commit_seq"].is_null());
+    }
+
+    #[test]
+    fn reports_the_shutdown_mark() {
+        let mut io = image(&[&[rec(1, 0, EntryState::Active)]]);
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let expect = Expect {
+            uuid: None,
+            main: None,
+            member_index: None,
+        };
+        let (mut store, _) =
+            Store::load(&mut io, &mut buf, &expect, 1, &mut Table::default()).unwrap();
+        store.mark_dirty(&mut io, &mut buf).unwrap();
+        let i = inspect(&mut io, None).unwrap();
+        let v = i.superblock.meta_version;
+        assert_eq!(
+            (
+                i.shutdown.status,
+                i.shutdown.meta_version,
+                i.shutdown.commit_seq
+            ),
+            ("dirty", Some(v), Some(1))
+        );
+        assert!(render_human("spare.img", &i).contains(&format!(
+            "shutdown:          dirty (not shut down cleanly) (marked at version {v}, commit 1)\n"
+        )));
+        store.mark_clean(&mut io, &mut buf).unwrap();
+        io.writes = 0;
+        let i = inspect(&mut io, None).unwrap();
+        assert_eq!(io.writes, 0, "inspect must never write");
+        assert_eq!(i.shutdown.status, "clean");
+        assert!(render_human("spare.img", &i).contains(&format!(
+            "shutdown:          clean (marked at version {v}, commit 1)\n"
+        )));
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json("spare.img", &i).unwrap()).unwrap();
+        assert_eq!(json["shutdown"]["status"], "clean");
+        assert_eq!(json["shutdown"]["commit_seq"], 1);
+        // The scrub state is still there (none was saved: the empty one).
+        assert_eq!(i.scrub.status, "saved");
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct SpareFound {
     pub meta_version: u64,
     /// Superblock copies that are current.
     pub copies_current: u32,
+    /// Its shutdown mark against its loaded metadata: `clean`, `dirty`, `stale` or `none` (see `inspect`).
+    pub shutdown: &'static str,
     /// Its member index is in the newest metadata's removed members: it was drained and removed from the
     /// setup, so it is not part of the table and not counted as expected.
     pub removed: bool,
@@ -135,6 +137,9 @@ pub struct Setup {
     pub confidence: u8,
     /// The threshold it was judged against.
     pub threshold: u8,
+    /// Every spare found (not removed) records a clean shutdown at the metadata it holds: the scoring
+    /// code's `clean_shutdown`.
+    pub clean_shutdown: bool,
     /// The main device found, if any.
     pub main: Option<MainFound>,
     /// What the metadata records about the main.
@@ -441,6 +446,7 @@ fn judge(
                 i.copies.iter().filter(|c| c.status == "current").count(),
             )
             .unwrap_or(0),
+            shutdown: i.shutdown.status,
             removed: is_removed(i.superblock.member_index),
         })
         .collect();
@@ -568,6 +574,7 @@ fn judge(
     let main_present = main.is_some();
     let spares_found = u32::try_from(distinct.len()).unwrap_or(u32::MAX);
     let newest_record = newest.entries.iter().map(|e| e.timestamp).max();
+    let clean_shutdown = !distinct.is_empty() && distinct.iter().all(|s| s.shutdown == "clean");
     let inputs = Inputs {
         highest_sequence: summary.map_or(0, |s| s.highest),
         max_sequence_lag: summary.map_or(0, |s| s.max_lag),
@@ -594,8 +601,9 @@ fn judge(
             _ => IDENTIFIER_UNKNOWN,
         },
         uuid_agree: YES,
-        // The format records no shutdown state yet: never claimed clean (costs 5 points).
-        clean_shutdown: NO,
+        // Clean only when every spare found says so for the metadata it holds: a spare behind, a dirty one
+        // (power cut while live) or one without a mark (older version) costs the 5 points.
+        clean_shutdown: if clean_shutdown { YES } else { NO },
         reserved: [0; 3],
     };
     let confidence = calculate_confidence_score(&inputs);
@@ -669,6 +677,7 @@ fn judge(
         active_as,
         confidence,
         threshold,
+        clean_shutdown,
         main,
         recorded_main: recorded,
         member_count,
@@ -688,6 +697,7 @@ fn empty_setup(uuid: String, threshold: u8) -> Setup {
         active_as: None,
         confidence: 0,
         threshold,
+        clean_shutdown: false,
         main: None,
         recorded_main: RecordedMain {
             sectors: 0,
@@ -741,6 +751,15 @@ pub fn render_human(scan: &Scan) -> String {
             "  confidence:  {} (threshold {})",
             s.confidence, s.threshold
         );
+        let _ = writeln!(
+            out,
+            "  shutdown:    {}",
+            if s.clean_shutdown {
+                "clean"
+            } else {
+                "not clean (a spare is dirty, behind or unmarked)"
+            }
+        );
         match &s.main {
             Some(m) => {
                 let id = m.main_id.as_deref().unwrap_or("no identifier");
@@ -769,13 +788,14 @@ pub fn render_human(scan: &Scan) -> String {
             };
             let _ = writeln!(
                 out,
-                "  spare {}:     {} ({}, last commit {}, {}/{} superblock copies current{removed})",
+                "  spare {}:     {} ({}, last commit {}, {}/{} superblock copies current, shutdown {}{removed})",
                 sp.member_index,
                 sp.device,
                 sp.numbers,
                 sp.last_seq,
                 sp.copies_current,
-                SUPERBLOCK_COPIES
+                SUPERBLOCK_COPIES,
+                sp.shutdown
             );
         }
         if !s.removed_members.is_empty() {
@@ -816,7 +836,7 @@ mod tests {
     use crate::inspect::tests::image;
     use dm_remap_v4_metadata::layout::{Layout, BLOCK_SIZE};
     use dm_remap_v4_metadata::superblock::MainIdentity;
-    use dm_remap_v4_metadata::{EntryState, FormatParams, Record, Store};
+    use dm_remap_v4_metadata::{EntryState, FormatParams, Record, Shutdown, Store};
     use std::path::PathBuf;
 
     const NOW: u64 = 1_700_000_100;
@@ -994,8 +1014,8 @@ mod tests {
         let text = render_human(&scan);
         assert!(
             text.contains(
-                "  spare 1:     /dev/loop6 (7:6, last commit 6, 2/2 superblock copies current; removed from \
-                 the setup, not in the table)\n"
+                "  spare 1:     /dev/loop6 (7:6, last commit 6, 2/2 superblock copies current, shutdown none; \
+                 removed from the setup, not in the table)\n"
             ),
             "{text}"
         );
@@ -1078,6 +1098,122 @@ mod tests {
             .unwrap()
             .starts_with("every spare of this setup was removed"));
         assert!(s.missing.is_empty());
+    }
+
+    /// Member `index` of `count` of setup 0xaa (main of 65536 sectors with identifier `loop:/x/a.img`)
+    /// holding three one-record commits, then given the shutdown marks `marks` in order, then `after` more
+    /// commits: the image a clean or a dirty shutdown leaves.
+    fn marked_spare(index: u32, count: u32, marks: &[Shutdown], after: u64) -> Probe {
+        let mut io = crate::image::MemIo::blank(8192);
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let mut main_id = [0u8; 64];
+        main_id[..13].copy_from_slice(b"loop:/x/a.img");
+        let params = FormatParams {
+            uuid: [0xaa; 16],
+            member_index: index,
+            member_count: count,
+            main: MainIdentity {
+                sectors: 65536,
+                logical_block_size: 512,
+                id: main_id,
+            },
+            spare_sectors: 8192,
+            unit_sectors: 1,
+            layout: Layout::for_spare(8192, 1).unwrap(),
+        };
+        let mut store = Store::format(&mut io, &mut buf, &params, 7).unwrap();
+        let commit = |store: &mut Store, io: &mut crate::image::MemIo, n: u64| {
+            let r = Record {
+                main_unit: n,
+                spare_index: index,
+                spare_unit: n,
+                state: EntryState::Active,
+                timestamp: 1_700_000_000,
+            };
+            store.commit(io, &mut vec![0u8; BLOCK_SIZE], &[r]).unwrap();
+        };
+        for n in 0..3 {
+            commit(&mut store, &mut io, n);
+        }
+        for &m in marks {
+            store.write_shutdown_mark(&mut io, &mut buf, m).unwrap();
+        }
+        for n in 3..after.saturating_add(3) {
+            commit(&mut store, &mut io, n);
+        }
+        let minor = index.saturating_add(5);
+        Probe {
+            device: dev(&format!("loop{minor}"), minor, 8192, None),
+            outcome: inspect::inspect(&mut io, Some(8192)),
+            holders: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_clean_shutdown_scores_100_and_a_dirty_one_does_not() {
+        use Shutdown::{Clean, Dirty};
+        let devices = vec![dev("loop3", 3, 65536, Some("loop:/x/a.img"))];
+        let judged = |probes: Vec<Probe>| only(&build(&probes, &devices, 70, NOW)).clone();
+        // Marked dirty when it went live, clean when it was removed.
+        let clean = judged(vec![marked_spare(0, 1, &[Dirty, Clean], 0)]);
+        assert_eq!(
+            (
+                clean.confidence,
+                clean.clean_shutdown,
+                clean.spares[0].shutdown
+            ),
+            (100, true, "clean"),
+            "{clean:?}"
+        );
+        assert_eq!(clean.inputs.clean_shutdown, YES);
+        assert_eq!(clean.decision, Decision::Assemble);
+        let text = render_human(&Scan {
+            setups: vec![clean.clone()],
+            unusable: Vec::new(),
+        });
+        assert!(
+            text.contains("  confidence:  100 (threshold 70)\n  shutdown:    clean\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2/2 superblock copies current, shutdown clean)"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::to_value(&clean).unwrap();
+        assert_eq!(json["clean_shutdown"], true);
+        assert_eq!(json["spares"][0]["shutdown"], "clean");
+        // Power cut while live: the dirty mark is the newest; or a clean mark followed by a change (a lost
+        // dirty mark); or no mark at all (an older version): 95, still assembled.
+        for (marks, after, status) in [
+            (&[Clean, Dirty][..], 0, "dirty"),
+            (&[Dirty][..], 2, "dirty"),
+            (&[Dirty, Clean][..], 1, "stale"),
+            (&[][..], 0, "none"),
+        ] {
+            let s = judged(vec![marked_spare(0, 1, marks, after)]);
+            assert_eq!(
+                (s.confidence, s.clean_shutdown, s.spares[0].shutdown),
+                (95, false, status),
+                "{marks:?} then {after} commits"
+            );
+            assert_eq!(s.decision, Decision::Assemble);
+            assert!(render_human(&Scan {
+                setups: vec![s],
+                unusable: Vec::new()
+            })
+            .contains("  shutdown:    not clean"));
+        }
+        // Two spares: clean only if both are.
+        let both = judged(vec![
+            marked_spare(0, 2, &[Dirty, Clean], 0),
+            marked_spare(1, 2, &[Dirty, Clean], 0),
+        ]);
+        assert_eq!((both.confidence, both.clean_shutdown), (100, true));
+        let one = judged(vec![
+            marked_spare(0, 2, &[Dirty, Clean], 0),
+            marked_spare(1, 2, &[Dirty], 0),
+        ]);
+        assert_eq!((one.confidence, one.clean_shutdown), (95, false));
     }
 
     fn only(scan: &Scan) -> &Setup {
