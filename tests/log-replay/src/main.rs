@@ -434,12 +434,12 @@ fn parse_list(text: &str) -> Result<Table, String> {
 /// and must hold the acknowledged or the in-flight data: main's writes, a plain overwrite or the copy back
 /// of an `unremap`, were durable before the operation was acknowledged or its mapping cleared. Returns the
 /// violations.
-fn check(
+fn check<'d>(
     unit_bytes: usize,
     loaded: &Table,
     acked: &Table,
     next: &Table,
-    data: [&[u8]; 3],
+    data: [&'d [u8]; 3],
 ) -> Vec<String> {
     let [actual, acked_img, next_img] = data;
     let mut bad = Vec::new();
@@ -463,7 +463,7 @@ fn check(
             continue;
         }
         let at = u as usize * unit_bytes;
-        let unit = |img: &[u8]| img.get(at..at + unit_bytes).map(<[u8]>::to_vec);
+        let unit = |img: &'d [u8]| img.get(at..at + unit_bytes);
         let got = unit(actual);
         if !l.is_some_and(|e| e.ends_with(" active")) {
             if got.is_none() || (got != unit(acked_img) && got != unit(next_img)) {
