@@ -2,8 +2,10 @@
 //!
 //! It reads the log that the kernel's dm-log-writes target wrote (format: `drivers/md/dm-log-writes.c`; a
 //! super block, then per logged write one header block followed by the data), replays a prefix of it onto an
-//! image of the logged device, picks the replay points worth checking, and judges the remap table that
-//! dm-remap-v4 loads from a replayed spare against the states the target acknowledged.
+//! image of the logged device, picks the replay points worth checking, and judges the remap table and the data
+//! that dm-remap-v4 loads from a replayed main + spare against the states the target acknowledged. The logged
+//! device is one disk holding both: main is its first <size> bytes (see `judge`), the spare the rest, so one
+//! log orders the writes of both.
 //!
 //!     log-replay entries <log>
 //!         every entry: `<index> <kind> <sector> <sectors> [<mark>]`
@@ -19,11 +21,13 @@
 //!         SECTOR that the flush before the last FUA write (a commit) made durable, as if the target had not
 //!         flushed its data before committing.
 //!     log-replay images <log> <spec> <out> <size>
-//!         one spare image of <size> bytes per line of <spec> (`<end> <ack> <kind> [<label> [<sector>]]`, the
-//!         `points` output plus deliberately wrong replays), one after another in <out>: kind `torn` as above;
-//!         `lost-data` replays [0, end) from blank with --lose-data-from <sector>; `no-commit` replays
-//!         [0, end) from blank, to be judged as if operation <ack> (whose commit is entry <end>) was
-//!         acknowledged; anything else replays [0, end).
+//!         one disk image of <size> bytes per line of <spec> (`<end> <ack> <kind> [<label> [<n>...]]`, the
+//!         `points` output plus deliberately wrong replays), one after another in <out> (sparse: blocks of
+//!         zeros are not written): kind `torn` as above; `lost-data` replays [0, end) from blank with
+//!         --lose-data-from <n1>; `lost-main` replays [0, end) from blank without the writes of entries
+//!         [<n1>, end) below sector <n2> (main's, as if the target had not flushed main before its commit or
+//!         acknowledgement); `no-commit` replays [0, end) from blank, to be judged as if operation <ack>
+//!         (whose commit is entry <end>) was acknowledged; anything else replays [0, end).
 //!     log-replay judge <spec> <status> <lists> <states> <unit_bytes> <size> <first_minor>
 //!         the oracle (`check`, `check_status`) for the targets loaded from those images, see `judge`.
 #![allow(
@@ -143,14 +147,15 @@ impl Log {
         })
     }
 
-    /// Applies entries [from, to) to `image`; see the module documentation for `tear_last` and `lose_from`.
+    /// Applies entries [from, to) to `image`, without those `lost` drops; see the module documentation for
+    /// `tear_last`.
     fn replay(
         &mut self,
         image: &mut [u8],
         from: usize,
         to: usize,
         tear_last: bool,
-        lose_from: Option<u64>,
+        lost: &Loss,
     ) -> Result<(), String> {
         if from > to || to > self.entries.len() {
             return Err(format!(
@@ -158,10 +163,9 @@ impl Log {
                 self.entries.len()
             ));
         }
-        let lost = lose_from.map_or(0..0, |_| lost_range(&self.entries[..to]));
         for i in from..to {
             let e = self.entries[i].clone();
-            if lost.contains(&i) && lose_from.is_some_and(|s| e.sector >= s) {
+            if lost.entries.contains(&i) && lost.sectors.contains(&e.sector) {
                 continue;
             }
             let mut sectors = e.sectors;
@@ -188,42 +192,89 @@ impl Log {
         let mut running = vec![0u8; size];
         let mut cur = 0;
         for (n, p) in spec.iter().enumerate() {
+            let arg = |j: usize| {
+                p.args.get(j).copied().ok_or(format!(
+                    "{} needs {} numbers after its label",
+                    p.kind,
+                    j + 1
+                ))
+            };
             let image = match p.kind.as_str() {
-                "lost-data" | "no-commit" => {
+                "lost-data" | "lost-main" | "no-commit" => {
+                    let lost = match p.kind.as_str() {
+                        "lost-data" => Loss::data_before_commit(&self.entries[..p.end], arg(0)?),
+                        "lost-main" => Loss {
+                            entries: usize::try_from(arg(0)?).unwrap_or(usize::MAX)..p.end,
+                            sectors: 0..arg(1)?,
+                        },
+                        _ => Loss::NONE,
+                    };
                     let mut img = vec![0u8; size];
-                    let lose = p.sector.filter(|_| p.kind == "lost-data");
-                    self.replay(&mut img, 0, p.end, false, lose)?;
+                    self.replay(&mut img, 0, p.end, false, &lost)?;
                     img
                 }
                 "torn" => {
                     let whole = p.end.saturating_sub(1).max(cur);
-                    self.replay(&mut running, cur, whole, false, None)?;
+                    self.replay(&mut running, cur, whole, false, &Loss::NONE)?;
                     cur = whole;
                     let mut img = running.clone();
-                    self.replay(&mut img, whole, p.end, true, None)?;
+                    self.replay(&mut img, whole, p.end, true, &Loss::NONE)?;
                     img
                 }
                 _ => {
-                    self.replay(&mut running, cur, p.end, false, None)?;
+                    self.replay(&mut running, cur, p.end, false, &Loss::NONE)?;
                     cur = p.end;
                     running.clone()
                 }
             };
-            out.seek(SeekFrom::Start((n * size) as u64))
-                .and_then(|_| out.write_all(&image))
+            write_sparse(out, (n * size) as u64, &image)
                 .map_err(|e| format!("writing image {n}: {e}"))?;
         }
-        Ok(())
+        out.set_len((spec.len() * size) as u64)
+            .map_err(|e| format!("sizing the images: {e}"))
     }
 }
 
-/// One line of an `images`/`judge` spec: `<end> <ack> <kind> [<label> [<sector>]]`.
+/// Writes the blocks of `image` that are not all zeros at `at` in `out` (a new file reads zeros elsewhere):
+/// the images are mostly blank, and they live in the guest's memory.
+fn write_sparse(out: &mut File, at: u64, image: &[u8]) -> std::io::Result<()> {
+    const BLOCK: usize = 4096;
+    for (j, block) in image.chunks(BLOCK).enumerate() {
+        if block.iter().any(|&b| b != 0) {
+            out.seek(SeekFrom::Start(at + (j * BLOCK) as u64))?;
+            out.write_all(block)?;
+        }
+    }
+    Ok(())
+}
+
+/// The writes a deliberately wrong replay drops: those of the entries `entries` to sectors in `sectors`.
+struct Loss {
+    entries: std::ops::Range<usize>,
+    sectors: std::ops::Range<u64>,
+}
+
+impl Loss {
+    const NONE: Loss = Loss {
+        entries: 0..0,
+        sectors: 0..0,
+    };
+    /// The writes at or above `sector` that the flush before the last commit made durable.
+    fn data_before_commit(entries: &[Entry], sector: u64) -> Loss {
+        Loss {
+            entries: lost_range(entries),
+            sectors: sector..u64::MAX,
+        }
+    }
+}
+
+/// One line of an `images`/`judge` spec: `<end> <ack> <kind> [<label> [<n>...]]`.
 struct Spec {
     end: usize,
     ack: u64,
     kind: String,
     label: String,
-    sector: Option<u64>,
+    args: Vec<u64>,
 }
 
 fn parse_spec(text: &str) -> Result<Vec<Spec>, String> {
@@ -241,7 +292,7 @@ fn parse_spec(text: &str) -> Result<Vec<Spec>, String> {
                     ack,
                     kind: (*kind).to_string(),
                     label: f.get(3).map_or(String::new(), |x| (*x).to_string()),
-                    sector: f.get(4).and_then(|x| x.parse().ok()),
+                    args: f.iter().skip(4).map_while(|x| x.parse().ok()).collect(),
                 }),
                 _ => Err(format!("bad spec line '{l}'")),
             }
@@ -379,13 +430,16 @@ fn parse_list(text: &str) -> Result<Table, String> {
 /// nothing appears that the target never had. Every active unit must read, through the target, the data of
 /// that entry: an acknowledged mapping the acknowledged data (or the in-flight overwrite of it), a mapping
 /// that only the in-flight operation made exactly the data that operation wrote (no mapping to a spare unit
-/// whose data was not yet durable). Returns the violations.
-fn check(
+/// whose data was not yet durable). Every other unit of the device (`actual` is all of it) reads from main
+/// and must hold the acknowledged or the in-flight data: main's writes, a plain overwrite or the copy back
+/// of an `unremap`, were durable before the operation was acknowledged or its mapping cleared. Returns the
+/// violations.
+fn check<'d>(
     unit_bytes: usize,
     loaded: &Table,
     acked: &Table,
     next: &Table,
-    data: [&[u8]; 3],
+    data: [&'d [u8]; 3],
 ) -> Vec<String> {
     let [actual, acked_img, next_img] = data;
     let mut bad = Vec::new();
@@ -394,6 +448,7 @@ fn check(
         .chain(acked.keys())
         .chain(next.keys())
         .copied()
+        .chain(0..(actual.len() / unit_bytes) as u64)
         .collect();
     let show = |e: Option<&String>| e.map_or("none".to_string(), |s| format!("'{s}'"));
     for u in units {
@@ -407,12 +462,19 @@ fn check(
             ));
             continue;
         }
+        let at = u as usize * unit_bytes;
+        let unit = |img: &'d [u8]| img.get(at..at + unit_bytes);
+        let got = unit(actual);
         if !l.is_some_and(|e| e.ends_with(" active")) {
+            if got.is_none() || (got != unit(acked_img) && got != unit(next_img)) {
+                bad.push(format!(
+                    "unit {u} ({}, on main): data through the target is neither the acknowledged nor the \
+                     in-flight data",
+                    show(l)
+                ));
+            }
             continue;
         }
-        let at = u as usize * unit_bytes;
-        let unit = |img: &[u8]| img.get(at..at + unit_bytes).map(<[u8]>::to_vec);
-        let got = unit(actual);
         let ok = if l == a {
             got.is_some() && (got == unit(acked_img) || got == unit(next_img))
         } else {
@@ -474,10 +536,11 @@ fn read_direct(path: &str, len: usize) -> Result<Vec<u8>, String> {
     Ok(buf[start..start + len].to_vec())
 }
 
-/// Judges the targets loaded from the spare images of `spec`: target n is `cr<n>`, device
-/// `/dev/dm-<first_minor + 2n + 1>`, its `list` output in `<lists>/<n>.list`; state k is `<states>/<k>.list`
-/// and the latest `<states>/<j>.img` with j <= k. Prints one line per verdict; `FAIL:` lines are failures:
-/// a violation at a replay point, or none at a deliberately wrong one (kinds `lost-data`, `no-commit`).
+/// Judges the targets loaded from the disk images of `spec` (main: the first `size` bytes, the size of the
+/// target): target n is `cr<n>`, device `/dev/dm-<first_minor + 3n + 2>` (its main and spare slices are the
+/// two minors before), its `list` output in `<lists>/<n>.list`; state k is `<states>/<k>.list` and the latest
+/// `<states>/<j>.img` with j <= k. Prints one line per verdict; `FAIL:` lines are failures: a violation at a
+/// replay point, or none at a deliberately wrong one (kinds `lost-data`, `lost-main`, `no-commit`).
 fn judge(
     spec: &[Spec],
     status: &str,
@@ -506,7 +569,7 @@ fn judge(
                 let loaded = parse_list(&String::from_utf8_lossy(&read_file(&format!(
                     "{lists}/{i}.list"
                 ))?))?;
-                let actual = read_direct(&format!("/dev/dm-{}", first_minor + 2 * i + 1), size)?;
+                let actual = read_direct(&format!("/dev/dm-{}", first_minor + 3 * i + 2), size)?;
                 let mut bad = check_status(line, loaded.len());
                 bad.extend(check(
                     unit_bytes,
@@ -523,12 +586,12 @@ fn judge(
             p.end, p.kind, p.ack
         );
         match (p.kind.as_str(), bad.first()) {
-            ("lost-data" | "no-commit", Some(why)) => {
+            ("lost-data" | "lost-main" | "no-commit", Some(why)) => {
                 sabotaged += 1;
                 caught += 1;
                 println!("caught {} ({at}): {why}", p.label);
             }
-            ("lost-data" | "no-commit", None) => {
+            ("lost-data" | "lost-main" | "no-commit", None) => {
                 sabotaged += 1;
                 ok = false;
                 println!("FAIL: the oracle accepted {} ({at})", p.label);
@@ -603,7 +666,14 @@ fn run(args: &[String]) -> Result<bool, String> {
                 .map(|s| s.parse::<u64>().map_err(|_| format!("bad sector '{s}'")))
                 .transpose()?;
             let tear = args.iter().any(|a| a == "--tear-last");
-            log.replay(&mut image, num(3)?, num(4)?, tear, lose)?;
+            let (from, to) = (num(3)?, num(4)?);
+            let lost = match lose {
+                Some(sector) => {
+                    Loss::data_before_commit(&log.entries[..to.min(log.entries.len())], sector)
+                }
+                None => Loss::NONE,
+            };
+            log.replay(&mut image, from, to, tear, &lost)?;
             std::fs::write(arg(2)?, &image).map_err(|e| format!("{}: {e}", args[2]))?;
             Ok(true)
         }
@@ -765,6 +835,106 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    #[test]
+    fn the_oracle_checks_every_unit_on_main() {
+        let none = Table::new();
+        let mut acked_img = vec![0u8; 8 * 512];
+        acked_img[5 * 512..6 * 512].fill(7);
+        let mut next_img = acked_img.clone();
+        next_img[6 * 512..7 * 512].fill(8);
+        // Main holds the acknowledged data, or the in-flight overwrite of a unit.
+        for actual in [&acked_img, &next_img] {
+            assert!(check(512, &none, &none, &none, [actual, &acked_img, &next_img]).is_empty());
+        }
+        // An acknowledged overwrite on main lost (never flushed), whatever the table says.
+        let blank = vec![0u8; 8 * 512];
+        let bad = check(512, &none, &none, &none, [&blank, &acked_img, &next_img]);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(bad[0].starts_with("unit 5 (none, on main)"), "{bad:?}");
+        // An unremap committed (the mapping cleared) before its copy back to main was durable.
+        let mapped = table("5 0 4096 active\n");
+        assert_eq!(
+            check(512, &none, &mapped, &none, [&blank, &acked_img, &acked_img]).len(),
+            1
+        );
+        // The same before the commit: the unit still reads from the spare, whose data is there.
+        assert!(check(
+            512,
+            &mapped,
+            &mapped,
+            &none,
+            [&acked_img, &acked_img, &acked_img]
+        )
+        .is_empty());
+    }
+
+    /// A dm-log-writes log (version 1, 512-byte sectors) of `entries` (sector, sectors, flags, mark); the
+    /// data of a write is its entry's index + 1 in every byte.
+    fn log_file(name: &str, entries: &[(u64, u64, u64, &str)]) -> String {
+        let path = std::env::temp_dir()
+            .join(format!("log-replay-{}-{name}", std::process::id()))
+            .to_string_lossy()
+            .into_owned();
+        let mut b = vec![0u8; 512];
+        b[0..8].copy_from_slice(&LOG_MAGIC.to_le_bytes());
+        b[8..16].copy_from_slice(&1u64.to_le_bytes());
+        b[16..24].copy_from_slice(&(entries.len() as u64).to_le_bytes());
+        b[24..28].copy_from_slice(&512u32.to_le_bytes());
+        for (i, &(sector, sectors, flags, mark)) in entries.iter().enumerate() {
+            let mut h = vec![0u8; 512];
+            h[0..8].copy_from_slice(&sector.to_le_bytes());
+            h[8..16].copy_from_slice(&sectors.to_le_bytes());
+            h[16..24].copy_from_slice(&flags.to_le_bytes());
+            h[24..32].copy_from_slice(&(mark.len() as u64).to_le_bytes());
+            h[32..32 + mark.len()].copy_from_slice(mark.as_bytes());
+            b.extend(h);
+            b.extend(vec![i as u8 + 1; (sectors * 512) as usize]);
+        }
+        std::fs::write(&path, b).unwrap_or_else(|e| panic!("{path}: {e}"));
+        path
+    }
+
+    #[test]
+    fn images_replay_main_and_spare_and_drop_what_a_wrong_replay_loses() {
+        // A disk of 16 sectors: main 0..8, spare 8..16 (pool from 12).
+        let log = log_file(
+            "images",
+            &[
+                (2, 1, 0, ""),             // 0: a write to main
+                (13, 1, 0, ""),            // 1: pool data on the spare
+                (0, 0, LOG_FLUSH, ""),     // 2
+                (8, 1, LOG_FUA, ""),       // 3: the commit
+                (0, 0, LOG_MARK, "ack-1"), // 4
+                (3, 2, 0, ""),             // 5: main again (an unremap's copy back)
+                (0, 0, LOG_FLUSH, ""),     // 6
+                (9, 1, LOG_FUA, ""),       // 7: the commit
+            ],
+        );
+        let spec = parse_spec(
+            "5 1 mark\n8 1 torn\n8 1 fua\n8 1 lost-main x 5 8\n4 0 lost-data y 12\n5 1 no-commit z\n",
+        )
+        .unwrap_or_default();
+        assert_eq!(spec[3].args, [5, 8]);
+        let out_path = format!("{log}.out");
+        let mut log_ = Log::open(&log).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = File::create(&out_path).unwrap_or_else(|e| panic!("{e}"));
+        log_.images(&spec, 16 * 512, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let all = std::fs::read(&out_path).unwrap_or_default();
+        let _ = (std::fs::remove_file(&log), std::fs::remove_file(&out_path));
+        assert_eq!(all.len(), 6 * 16 * 512);
+        let sectors = |n: usize| -> Vec<u8> { (0..16).map(|s| all[(n * 16 + s) * 512]).collect() };
+        assert_eq!(sectors(0), [0, 0, 1, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 2, 0, 0]);
+        // Torn: the last entry is one sector; half of it is nothing.
+        assert_eq!(sectors(1), [0, 0, 1, 6, 6, 0, 0, 0, 4, 0, 0, 0, 0, 2, 0, 0]);
+        assert_eq!(sectors(2), [0, 0, 1, 6, 6, 0, 0, 0, 4, 8, 0, 0, 0, 2, 0, 0]);
+        // Main's writes after entry 5 lost; the earlier one and the spare's kept.
+        assert_eq!(sectors(3), [0, 0, 1, 0, 0, 0, 0, 0, 4, 8, 0, 0, 0, 2, 0, 0]);
+        // The pool write the flush before the commit made durable lost; main's kept.
+        assert_eq!(sectors(4), [0, 0, 1, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(sectors(5), sectors(0));
     }
 
     #[test]
