@@ -834,17 +834,23 @@ pub(crate) mod tests {
         assert!(json["shutdown"]["commit_seq"].is_null());
     }
 
-    #[test]
-    fn reports_the_shutdown_mark() {
-        let mut io = image(&[&[rec(1, 0, EntryState::Active)]]);
-        let mut buf = vec![0u8; BLOCK_SIZE];
+    /// `image(commits)`, loaded as the kernel would (any setup, any member) to change it further.
+    fn loaded(commits: &[&[Record]]) -> (MemIo, Store) {
+        let mut io = image(commits);
         let expect = Expect {
             uuid: None,
             main: None,
             member_index: None,
         };
-        let (mut store, _) =
-            Store::load(&mut io, &mut buf, &expect, 1, &mut Table::default()).unwrap();
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let (store, _) = Store::load(&mut io, &mut buf, &expect, 1, &mut Table::default()).unwrap();
+        (io, store)
+    }
+
+    #[test]
+    fn reports_the_shutdown_mark() {
+        let (mut io, mut store) = loaded(&[&[rec(1, 0, EntryState::Active)]]);
+        let mut buf = vec![0u8; BLOCK_SIZE];
         store.mark_dirty(&mut io, &mut buf).unwrap();
         let i = inspect(&mut io, None).unwrap();
         let v = i.superblock.meta_version;
@@ -878,15 +884,8 @@ pub(crate) mod tests {
     #[test]
     fn reports_the_saved_scrub_state() {
         use dm_remap_v4_metadata::ScrubState;
-        let mut io = image(&[&[rec(1, 0, EntryState::Active)]]);
+        let (mut io, mut store) = loaded(&[&[rec(1, 0, EntryState::Active)]]);
         let mut buf = vec![0u8; BLOCK_SIZE];
-        let expect = Expect {
-            uuid: None,
-            main: None,
-            member_index: None,
-        };
-        let (mut store, _) =
-            Store::load(&mut io, &mut buf, &expect, 1, &mut Table::default()).unwrap();
         for (position, running) in [(100, false), (12345, true)] {
             let state = ScrubState {
                 position,

@@ -857,17 +857,15 @@ mod tests {
 
     /// A spare of setup `uuid` (one byte repeated), member `index` of `count`, for a main of `sectors` with
     /// identifier `id`, holding `commits` one-record commits.
-    #[allow(clippy::too_many_arguments)]
-    fn spare(
-        name: &str,
-        minor: u32,
+    /// A blank spare of 8192 sectors formatted as member `index` of `count` of setup `uuid`, whose main has
+    /// `sectors` sectors and the identifier `id`.
+    fn formatted(
         uuid: u8,
         index: u32,
         count: u32,
         sectors: u64,
         id: &str,
-        commits: u64,
-    ) -> Probe {
+    ) -> (crate::image::MemIo, Store) {
         let mut io = crate::image::MemIo::blank(8192);
         let mut buf = vec![0u8; BLOCK_SIZE];
         let mut main_id = [0u8; 64];
@@ -885,16 +883,36 @@ mod tests {
             unit_sectors: 1,
             layout: Layout::for_spare(8192, 1).unwrap(),
         };
-        let mut store = Store::format(&mut io, &mut buf, &params, 7).unwrap();
+        let store = Store::format(&mut io, &mut buf, &params, 7).unwrap();
+        (io, store)
+    }
+
+    /// One commit of one active entry: main unit `n` on spare unit `n` of member `index`.
+    fn commit_one(store: &mut Store, io: &mut crate::image::MemIo, index: u32, n: u64) {
+        let r = Record {
+            main_unit: n,
+            spare_index: index,
+            spare_unit: n,
+            state: EntryState::Active,
+            timestamp: 1_700_000_000,
+        };
+        store.commit(io, &mut vec![0u8; BLOCK_SIZE], &[r]).unwrap();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spare(
+        name: &str,
+        minor: u32,
+        uuid: u8,
+        index: u32,
+        count: u32,
+        sectors: u64,
+        id: &str,
+        commits: u64,
+    ) -> Probe {
+        let (mut io, mut store) = formatted(uuid, index, count, sectors, id);
         for n in 0..commits {
-            let r = Record {
-                main_unit: n,
-                spare_index: index,
-                spare_unit: n,
-                state: EntryState::Active,
-                timestamp: 1_700_000_000,
-            };
-            store.commit(&mut io, &mut buf, &[r]).unwrap();
+            commit_one(&mut store, &mut io, index, n);
         }
         Probe {
             device: dev(name, minor, 8192, None),
@@ -1104,42 +1122,16 @@ mod tests {
     /// holding three one-record commits, then given the shutdown marks `marks` in order, then `after` more
     /// commits: the image a clean or a dirty shutdown leaves.
     fn marked_spare(index: u32, count: u32, marks: &[Shutdown], after: u64) -> Probe {
-        let mut io = crate::image::MemIo::blank(8192);
+        let (mut io, mut store) = formatted(0xaa, index, count, 65536, "loop:/x/a.img");
         let mut buf = vec![0u8; BLOCK_SIZE];
-        let mut main_id = [0u8; 64];
-        main_id[..13].copy_from_slice(b"loop:/x/a.img");
-        let params = FormatParams {
-            uuid: [0xaa; 16],
-            member_index: index,
-            member_count: count,
-            main: MainIdentity {
-                sectors: 65536,
-                logical_block_size: 512,
-                id: main_id,
-            },
-            spare_sectors: 8192,
-            unit_sectors: 1,
-            layout: Layout::for_spare(8192, 1).unwrap(),
-        };
-        let mut store = Store::format(&mut io, &mut buf, &params, 7).unwrap();
-        let commit = |store: &mut Store, io: &mut crate::image::MemIo, n: u64| {
-            let r = Record {
-                main_unit: n,
-                spare_index: index,
-                spare_unit: n,
-                state: EntryState::Active,
-                timestamp: 1_700_000_000,
-            };
-            store.commit(io, &mut vec![0u8; BLOCK_SIZE], &[r]).unwrap();
-        };
         for n in 0..3 {
-            commit(&mut store, &mut io, n);
+            commit_one(&mut store, &mut io, index, n);
         }
         for &m in marks {
             store.write_shutdown_mark(&mut io, &mut buf, m).unwrap();
         }
         for n in 3..after.saturating_add(3) {
-            commit(&mut store, &mut io, n);
+            commit_one(&mut store, &mut io, index, n);
         }
         let minor = index.saturating_add(5);
         Probe {
