@@ -18,16 +18,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use dm_remap_v4_metadata::{Error, Expect, Layout, Record, Store};
+use dm_remap_v4_metadata::{Error, Layout, Record, Store};
 use proptest::prelude::*;
 
 type Table = BTreeMap<u64, Record>;
-
-const ANY: Expect = Expect {
-    uuid: None,
-    main: None,
-    member_index: None,
-};
 
 #[derive(Clone, Debug)]
 enum Op {

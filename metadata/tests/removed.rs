@@ -17,17 +17,11 @@ use std::collections::BTreeMap;
 use common::*;
 use dm_remap_v4_metadata::layout::SECTOR_SIZE;
 use dm_remap_v4_metadata::{
-    format_layout, open_region, EntryState, Error, Expect, Layout, OpenParams, Record, Store,
-    Superblock, OPEN_ANY_MEMBER, OPEN_FORMAT_IF_BLANK,
+    format_layout, open_region, EntryState, Error, Layout, OpenParams, Record, Store, Superblock,
+    OPEN_ANY_MEMBER, OPEN_FORMAT_IF_BLANK,
 };
 
 type Table = BTreeMap<u64, Record>;
-
-const ANY: Expect = Expect {
-    uuid: None,
-    main: None,
-    member_index: None,
-};
 
 /// Members of the setups below; member 1 is the one drained and removed.
 const MEMBERS: u32 = 3;

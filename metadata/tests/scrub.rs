@@ -18,25 +18,11 @@ use dm_remap_v4_metadata::block::{self, Block};
 use dm_remap_v4_metadata::layout::{BLOCK_SIZE, SECTOR_SIZE};
 use dm_remap_v4_metadata::scrub::{scrub_sector, SCRUB_MAGIC};
 use dm_remap_v4_metadata::{
-    EntryState, Error, Expect, Layout, Record, ScrubCursor, ScrubLoad, ScrubState, ShutdownMark,
-    Store,
-};
-
-const ANY: Expect = Expect {
-    uuid: None,
-    main: None,
-    member_index: None,
+    EntryState, Error, Layout, Record, ScrubCursor, ScrubLoad, ScrubState, ShutdownMark, Store,
 };
 
 fn small() -> Layout {
     Layout::new(300, 16).unwrap()
-}
-
-fn fresh() -> (CrashDisk, Store) {
-    let layout = small();
-    let mut disk = disk_for(&layout);
-    let store = Store::format(&mut disk, &mut block(), &params(layout), 7).unwrap();
-    (disk, store)
 }
 
 /// A store freshly loaded from `disk`, as after a reboot.
@@ -67,11 +53,6 @@ fn state(n: u64) -> ScrubState {
     }
 }
 
-fn block_at(disk: &CrashDisk, copy: usize) -> Block {
-    let at = usize::try_from(scrub_sector(copy).unwrap()).unwrap() * SECTOR_SIZE;
-    disk.durable[at..at + BLOCK_SIZE].try_into().unwrap()
-}
-
 fn put_block(disk: &mut CrashDisk, copy: usize, blk: &Block) {
     let at = usize::try_from(scrub_sector(copy).unwrap()).unwrap() * SECTOR_SIZE;
     disk.durable[at..at + BLOCK_SIZE].copy_from_slice(blk);
@@ -79,7 +60,11 @@ fn put_block(disk: &mut CrashDisk, copy: usize, blk: &Block) {
 
 /// Sequence number and state held by copy `copy`, if valid for the test setup.
 fn copy_holds(disk: &CrashDisk, copy: usize) -> Option<(u64, ScrubState)> {
-    ScrubState::decode(&block_at(disk, copy), u32::try_from(copy).unwrap(), &UUID)
+    ScrubState::decode(
+        &scrub_block_at(disk, copy),
+        u32::try_from(copy).unwrap(),
+        &UUID,
+    )
 }
 
 #[test]

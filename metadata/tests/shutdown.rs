@@ -14,25 +14,10 @@
 mod common;
 
 use common::*;
-use dm_remap_v4_metadata::block::{self, Block};
-use dm_remap_v4_metadata::layout::{BLOCK_SIZE, SECTOR_SIZE};
-use dm_remap_v4_metadata::scrub::{scrub_sector, SCRUB_MAGIC, SHUTDOWN_MARK_OFFSET};
-use dm_remap_v4_metadata::{
-    Error, Expect, Layout, ScrubState, Shutdown, ShutdownMark, ShutdownStatus, Store,
-};
-
-const ANY: Expect = Expect {
-    uuid: None,
-    main: None,
-    member_index: None,
-};
-
-fn fresh() -> (CrashDisk, Store) {
-    let layout = Layout::new(300, 16).unwrap();
-    let mut disk = disk_for(&layout);
-    let store = Store::format(&mut disk, &mut block(), &params(layout), 7).unwrap();
-    (disk, store)
-}
+use dm_remap_v4_metadata::block::{self};
+use dm_remap_v4_metadata::layout::BLOCK_SIZE;
+use dm_remap_v4_metadata::scrub::{SCRUB_MAGIC, SHUTDOWN_MARK_OFFSET};
+use dm_remap_v4_metadata::{Error, ScrubState, Shutdown, ShutdownMark, ShutdownStatus, Store};
 
 /// What a scan after a reboot sees: the newest mark and the status it gives the loaded metadata.
 fn status_after_reboot(disk: &mut CrashDisk) -> (ShutdownMark, ShutdownStatus) {
@@ -41,11 +26,6 @@ fn status_after_reboot(disk: &mut CrashDisk) -> (ShutdownMark, ShutdownStatus) {
     let found = s.load_scrub_state(disk, &mut block()).unwrap();
     let status = found.mark.status(s.superblock().meta_version, s.last_seq());
     (found.mark, status)
-}
-
-fn block_at(disk: &CrashDisk, copy: usize) -> Block {
-    let at = usize::try_from(scrub_sector(copy).unwrap()).unwrap() * SECTOR_SIZE;
-    disk.durable[at..at + BLOCK_SIZE].try_into().unwrap()
 }
 
 fn scrub(n: u64) -> ScrubState {
@@ -190,7 +170,7 @@ fn marks_keep_the_scrub_state_and_scrub_saves_carry_the_mark() {
     let newest = |disk: &CrashDisk| {
         (0..2)
             .filter_map(|c| {
-                let b = block_at(disk, c);
+                let b = scrub_block_at(disk, c);
                 ScrubState::decode(&b, u32::try_from(c).unwrap(), &UUID)
                     .map(|(seq, s)| (seq, s, ShutdownMark::read(&b)))
             })

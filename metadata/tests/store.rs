@@ -19,12 +19,6 @@ use dm_remap_v4_metadata::{
     BlockIo, CopyStatus, EntryState, Error, Expect, Layout, LoadReport, Record, Store, Superblock,
 };
 
-const ANY: Expect = Expect {
-    uuid: None,
-    main: None,
-    member_index: None,
-};
-
 fn small() -> Layout {
     Layout::new(300, 16).unwrap()
 }

@@ -4,8 +4,17 @@
 use std::collections::BTreeMap;
 
 use dm_remap_v4_metadata::layout::{BLOCK_SIZE, SECTOR_SIZE};
+use dm_remap_v4_metadata::scrub::scrub_sector;
 use dm_remap_v4_metadata::{
-    BlockIo, EntryState, Error, FormatParams, IoError, Layout, MainIdentity, Record, RecordSink,
+    block::Block, BlockIo, EntryState, Error, Expect, FormatParams, IoError, Layout, MainIdentity,
+    Record, RecordSink, Store,
+};
+
+/// Loads whatever setup and member the disk holds.
+pub const ANY: Expect = Expect {
+    uuid: None,
+    main: None,
+    member_index: None,
 };
 
 /// Deterministic xorshift64* generator, so failures reproduce from a printed seed.
@@ -264,4 +273,18 @@ pub fn upsert(map: &mut BTreeMap<u64, Record>, r: &Record) {
     } else {
         map.insert(r.main_unit, *r);
     }
+}
+
+/// A store freshly formatted on a disk of a small layout (300 blocks, 16 journal blocks).
+pub fn fresh() -> (CrashDisk, Store) {
+    let layout = Layout::new(300, 16).unwrap();
+    let mut disk = disk_for(&layout);
+    let store = Store::format(&mut disk, &mut block(), &params(layout), 7).unwrap();
+    (disk, store)
+}
+
+/// The durable bytes of scrub-state copy `copy`.
+pub fn scrub_block_at(disk: &CrashDisk, copy: usize) -> Block {
+    let at = usize::try_from(scrub_sector(copy).unwrap()).unwrap() * SECTOR_SIZE;
+    disk.durable[at..at + BLOCK_SIZE].try_into().unwrap()
 }
