@@ -21,6 +21,9 @@ CR_BULK_UNITS=320  # more commits than the 256-block journal holds: forces a che
 CR_MAX_POINTS=${CR_MAX_POINTS:-24}
 CR_TORN_POINTS=${CR_TORN_POINTS:-4}
 CR_MINOR=1000 # minors of the check devices: main slice cm<n> = CR_MINOR + 3n, spare slice cs<n> + 1, target cr<n> + 2
+# First sectors of the spare's two scrub-state blocks, which hold the shutdown marks (SCRUB_BLOCKS in
+# metadata/src/scrub.rs, 8 sectors a block).
+CR_SCRUB_SECTORS=(8 72)
 
 cr_msg_quiesced() { # DEV WORD...: a message that needs the device suspended
 	local dev=$1 r
@@ -136,8 +139,10 @@ $((CR_BULK_START + CR_BULK_UNITS)) $((len - CR_BULK_START - CR_BULK_UNITS)) line
 	# (`metadata_version` in the status line is the version loaded, not the current one: ask the spare.)
 	case $info in *" meta_version=1 "*) fail "the journal never overflowed into a checkpoint: $info" ;; esac
 
+	# Every FUA write of a superblock copy is a point too: sectors 0 and 64 of the spare, on the disk after main.
 	"$CR_TOOL" entries "$_cr_logdev" >"$WORK/entries" &&
-		"$CR_TOOL" points "$_cr_logdev" --max "$CR_MAX_POINTS" --torn "$CR_TORN_POINTS" --keep-sectors 0,64 \
+		"$CR_TOOL" points "$_cr_logdev" --max "$CR_MAX_POINTS" --torn "$CR_TORN_POINTS" \
+			--keep-sectors "$len,$((len + 64))" \
 			>"$WORK/spec" || { fail "log unreadable"; return; }
 	points=$(wc -l <"$WORK/spec")
 	echo "    log: $(wc -l <"$WORK/entries") entries, $(grep -c ' flush\| fua' "$WORK/entries") flush/FUA;" \
@@ -152,7 +157,10 @@ $((CR_BULK_START + CR_BULK_UNITS)) $((len - CR_BULK_START - CR_BULK_UNITS)) line
 		echo "$(($(cr_entry "ack-$e") + 1)) ${e%%-*} lost-data ack-$e $((len + pool))" >>"$WORK/spec"
 	done
 	for e in 8-remap-2000 6-clear-pending-300; do
-		f=$(awk -v e="$(cr_entry "ack-$e")" '$1 < e && $2 == "fua" { f = $1 } END { print f }' "$WORK/entries")
+		# The last FUA write before the acknowledgement that is not a shutdown mark (the scrub-state blocks:
+		# a suspend writes the clean mark, a resume the dirty one) is the commit.
+		f=$(awk -v e="$(cr_entry "ack-$e")" -v m1=$((len + CR_SCRUB_SECTORS[0])) -v m2=$((len + CR_SCRUB_SECTORS[1])) \
+			'$1 < e && $2 == "fua" && $3 != m1 && $3 != m2 { f = $1 } END { print f }' "$WORK/entries")
 		echo "$f ${e%%-*} no-commit ack-$e" >>"$WORK/spec"
 	done
 	for e in 9-unremap-100:8-remap-2000 3-overwrite:2-relocate; do
