@@ -60,19 +60,11 @@ impl Base {
     }
 
     /// A base over sorted `keys`/`vals` and their `stamps` (checked, once), with its fence built.
-    fn from_sorted(
-        mut keys: KVVec<u64>,
-        mut vals: KVVec<u64>,
-        mut stamps: KVVec<u32>,
-    ) -> Result<Self> {
+    fn from_sorted(keys: KVVec<u64>, vals: KVVec<u64>, stamps: KVVec<u32>) -> Result<Self> {
         if stamps.len() != keys.len() {
             return Err(EINVAL);
         }
-        // Grown by doubling while loading: give back the slack (up to half of the memory). Failing to shrink
-        // only keeps the larger arrays.
-        let _ = keys.shrink_to(0, GFP_KERNEL);
-        let _ = vals.shrink_to(0, GFP_KERNEL);
-        let _ = stamps.shrink_to(0, GFP_KERNEL);
+        let (keys, vals, stamps) = (exact(keys), exact(vals), exact(stamps));
         let mut fence = KVVec::new();
         fence.resize(sorted::fence_len(keys.len()), 0, GFP_KERNEL)?;
         sorted::build_fence(&keys, &mut fence).map_err(|_| EINVAL)?;
@@ -100,6 +92,29 @@ impl Base {
     fn run(&self) -> Run<'_> {
         // Built by `from_sorted` (checked) or from `merge` output (sorted by construction).
         Run::new_unchecked(&self.keys, &self.vals, &self.fence)
+    }
+}
+
+/// `v` in an array of exactly its length. Grown by doubling while loading, `v` holds up to twice its memory,
+/// and once past kmalloc's reach it was grown by `vrealloc`, which maps 4 KiB pages. A fresh allocation of
+/// 2 MiB or more goes through `kvmalloc`, which may map it with 2 MiB pages (`VM_ALLOW_HUGE_VMAP`), as a
+/// merged run is: at 1,000,000 entries that is a few TLB entries instead of thousands, for every lookup.
+/// The copy costs, for a moment, the memory of both; without that memory `v` is kept, only shrunk.
+fn exact<T: Copy>(mut v: KVVec<T>) -> KVVec<T> {
+    let mut copy = match KVVec::with_capacity(v.len(), GFP_KERNEL) {
+        Ok(copy) => copy,
+        Err(_) => {
+            // Failing to shrink only keeps the larger array.
+            let _ = v.shrink_to(0, GFP_KERNEL);
+            return v;
+        }
+    };
+    match copy.extend_from_slice(&v, GFP_KERNEL) {
+        Ok(()) => copy,
+        Err(_) => {
+            let _ = v.shrink_to(0, GFP_KERNEL);
+            v
+        }
     }
 }
 
