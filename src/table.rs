@@ -60,19 +60,11 @@ impl Base {
     }
 
     /// A base over sorted `keys`/`vals` and their `stamps` (checked, once), with its fence built.
-    fn from_sorted(
-        mut keys: KVVec<u64>,
-        mut vals: KVVec<u64>,
-        mut stamps: KVVec<u32>,
-    ) -> Result<Self> {
+    fn from_sorted(keys: KVVec<u64>, vals: KVVec<u64>, stamps: KVVec<u32>) -> Result<Self> {
         if stamps.len() != keys.len() {
             return Err(EINVAL);
         }
-        // Grown by doubling while loading: give back the slack (up to half of the memory). Failing to shrink
-        // only keeps the larger arrays.
-        let _ = keys.shrink_to(0, GFP_KERNEL);
-        let _ = vals.shrink_to(0, GFP_KERNEL);
-        let _ = stamps.shrink_to(0, GFP_KERNEL);
+        let (keys, vals, stamps) = (exact(keys), exact(vals), exact(stamps));
         let mut fence = KVVec::new();
         fence.resize(sorted::fence_len(keys.len()), 0, GFP_KERNEL)?;
         sorted::build_fence(&keys, &mut fence).map_err(|_| EINVAL)?;
@@ -100,6 +92,42 @@ impl Base {
     fn run(&self) -> Run<'_> {
         // Built by `from_sorted` (checked) or from `merge` output (sorted by construction).
         Run::new_unchecked(&self.keys, &self.vals, &self.fence)
+    }
+}
+
+/// The size of a huge mapping (a PMD on x86_64): `kvmalloc` rounds an allocation it maps huge up to it.
+const HUGE_MAP: usize = 2 << 20;
+
+/// `v` in an array of exactly its length. Grown by doubling while loading, `v` holds up to twice its memory,
+/// and once past kmalloc's reach it was grown by `vrealloc`, which maps 4 KiB pages. A fresh allocation of
+/// 2 MiB or more goes through `kvmalloc`, which may map it with 2 MiB pages (`VM_ALLOW_HUGE_VMAP`), as a
+/// merged run is: at 1,000,000 entries that is a few TLB entries instead of thousands, for every lookup.
+/// The huge mapping rounds the size up to a multiple of 2 MiB (just over 2 MiB costs twice the memory), so
+/// `v` is copied only when that rounding costs at most 1/16 of it; otherwise, or without the memory for the
+/// copy (needed for a moment next to `v`), `v` is only shrunk in place, in 4 KiB pages.
+fn exact<T: Copy>(mut v: KVVec<T>) -> KVVec<T> {
+    let bytes = v.len().saturating_mul(core::mem::size_of::<T>());
+    let rounded = bytes
+        .checked_next_multiple_of(HUGE_MAP)
+        .unwrap_or(usize::MAX);
+    if bytes < HUGE_MAP || rounded.saturating_sub(bytes) > bytes / 16 {
+        // Failing to shrink only keeps the larger array.
+        let _ = v.shrink_to(0, GFP_KERNEL);
+        return v;
+    }
+    let mut copy = match KVVec::with_capacity(v.len(), GFP_KERNEL) {
+        Ok(copy) => copy,
+        Err(_) => {
+            let _ = v.shrink_to(0, GFP_KERNEL);
+            return v;
+        }
+    };
+    match copy.extend_from_slice(&v, GFP_KERNEL) {
+        Ok(()) => copy,
+        Err(_) => {
+            let _ = v.shrink_to(0, GFP_KERNEL);
+            v
+        }
     }
 }
 

@@ -109,6 +109,53 @@ proptest! {
     }
 }
 
+/// Sizes at the edges of a leaf (16 keys) and of a fence stride (256 keys).
+const EDGE_SIZES: [usize; 11] = [0, 1, 15, 16, 17, 255, 256, 257, 4095, 4096, 4097];
+
+/// `n` ascending keys with gaps of 1 to 4 from `seed`, starting near 0 or ending at `u64::MAX` (or one below).
+fn edge_table(n: usize, high: bool, at_max: bool, seed: u64) -> BTreeMap<u64, u64> {
+    let mut rng = seed | 1;
+    let gaps: Vec<u64> = (0..n)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            1 + rng % 4
+        })
+        .collect();
+    // From the first key to the last: every gap but the first.
+    let span: u64 = gaps.iter().skip(1).sum();
+    let mut key = if high {
+        u64::MAX - span - u64::from(!at_max)
+    } else {
+        seed % 1000
+    };
+    gaps.iter()
+        .enumerate()
+        .map(|(i, &g)| {
+            key += if i == 0 { 0 } else { g };
+            (key, i as u64)
+        })
+        .collect()
+}
+
+proptest! {
+    /// Lookups agree with the model at the sizes where a leaf or a stride ends, near 0 and near the top of
+    /// the key space.
+    #[test]
+    fn lookups_agree_with_the_model_at_edge_sizes(
+        size in prop::sample::select(EDGE_SIZES.to_vec()),
+        high in any::<bool>(),
+        at_max in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let model = edge_table(size, high, at_max, seed);
+        prop_assert_eq!(model.len(), size);
+        let a = Arrays::of(&model);
+        check_lookups(&model, a.run());
+    }
+}
+
 proptest! {
     /// Each entry keeps the time it was made through a merge: an untouched run entry its own stamp, a
     /// replaced or added unit the change's stamp; tombstoned units take theirs away.
