@@ -2,9 +2,9 @@
 //!
 //! An XArray costs one 576-byte node per scattered entry and one allocation per insert, which made a table of
 //! 1,000,000 entries slow to load and far above the 32 bytes per entry the project promises. So the table
-//! keeps most entries in a sorted run, 16 bytes per entry plus a two-level fence (half a byte per entry), built
-//! once at load and rebuilt by [`merge`] when enough changes have piled up; only recent changes live in an
-//! XArray. This file holds the run's lookups and the merge: pure functions on slices, the same code on the host
+//! keeps most entries in a sorted run, 16 bytes per entry plus a two-level fence (half a byte per entry) and a
+//! filter (half a byte to a byte per entry), built once at load and rebuilt by [`merge`] when enough changes
+//! have piled up; only recent changes live in an XArray. This file holds the run's lookups and the merge: pure functions on slices, the same code on the host
 //! and in the kernel, where the caller owns the memory and publishes runs under RCU.
 
 /// Keys per leaf: the last step of a lookup searches one leaf of keys, 128 bytes (two cache lines).
@@ -13,16 +13,48 @@ pub const LEAF: usize = 16;
 /// leads to the [`LEAF`]-spaced keys of one stride in the lower level, again 128 bytes.
 pub const FENCE_STRIDE: usize = 256;
 
-/// Fence words a run of `len` keys needs: the top level, then the lower level.
+/// Filter bits per key, at least: the filter has the next power of two of `FILTER_BITS * len` bits (at least
+/// 64), so 4 to 8 bits per key, and about 12–22% of the units without an entry find their bit set.
+pub const FILTER_BITS: usize = 4;
+
+/// Filter words for a run of `len` keys (none for an empty run, or one too large to count).
+const fn filter_words(len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    match len.checked_mul(FILTER_BITS) {
+        Some(bits) => match bits.checked_next_power_of_two() {
+            Some(bits) if bits > 64 => bits / 64,
+            Some(_) => 1,
+            None => 0,
+        },
+        None => 0,
+    }
+}
+
+/// The word and bit mask of `unit` in a filter of `words` words (a power of two): the top bits of a
+/// multiplicative hash, so units close together land far apart.
+fn filter_bit(unit: u64, words: usize) -> (usize, u64) {
+    let h = unit.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // log2 of the filter's bits: `words` is a power of two, so its trailing zeros, plus 6 for 64 bits a word.
+    let bits_log2 = words.trailing_zeros().saturating_add(6);
+    let index = h.checked_shr(64u32.saturating_sub(bits_log2)).unwrap_or(0);
+    let word = usize::try_from(index / 64).unwrap_or(0);
+    (word, 1u64 << (index % 64))
+}
+
+/// Fence words a run of `len` keys needs: the top level, then the lower level, then the filter.
 pub const fn fence_len(len: usize) -> usize {
     len.div_ceil(FENCE_STRIDE)
         .saturating_add(len.div_ceil(LEAF))
+        .saturating_add(filter_words(len))
 }
 
 /// A sorted run, borrowed: `keys` strictly ascending, `vals[i]` the packed entry of `keys[i]`, and `fence`
-/// the top level (`keys[j * FENCE_STRIDE]`) followed by the lower level (`keys[j * LEAF]`). A lookup thus
-/// reads a few cached fence words, 128 bytes of the lower level, 128 bytes of keys and one value, instead of
-/// a binary search's scattered cache lines. [`Run::new`] checks all of it.
+/// the top level (`keys[j * FENCE_STRIDE]`) followed by the lower level (`keys[j * LEAF]`) and the filter (a
+/// bit set for every key). A lookup thus reads a few cached fence words, 128 bytes of the lower level, 128
+/// bytes of keys and one value, instead of a binary search's scattered cache lines; [`Run::get`] of a unit
+/// whose filter bit is clear reads one word. [`Run::new`] checks all of it.
 #[derive(Clone, Copy, Debug)]
 pub struct Run<'a> {
     keys: &'a [u64],
@@ -31,14 +63,18 @@ pub struct Run<'a> {
     top: &'a [u64],
     /// `keys[j * LEAF]`.
     lower: &'a [u64],
+    /// A bit set for every key ([`filter_bit`]); a map of a unit to a bit, so other units share them.
+    filter: &'a [u64],
 }
 
-/// The two fence levels of a run of `len` keys, if `fence` has the right length.
-fn split_fence(fence: &[u64], len: usize) -> Option<(&[u64], &[u64])> {
+/// The two fence levels and the filter of a run of `len` keys, if `fence` has the right length.
+fn split_fence(fence: &[u64], len: usize) -> Option<(&[u64], &[u64], &[u64])> {
     if fence.len() != fence_len(len) {
         return None;
     }
-    fence.split_at_checked(len.div_ceil(FENCE_STRIDE))
+    let (top, rest) = fence.split_at_checked(len.div_ceil(FENCE_STRIDE))?;
+    let (lower, filter) = rest.split_at_checked(len.div_ceil(LEAF))?;
+    Some((top, lower, filter))
 }
 
 /// Why a run or a merge was refused.
@@ -57,21 +93,24 @@ impl<'a> Run<'a> {
         vals: &[],
         top: &[],
         lower: &[],
+        filter: &[],
     };
 
     /// A run over arrays that satisfy the invariants above (checked, in one pass).
     pub fn new(keys: &'a [u64], vals: &'a [u64], fence: &'a [u64]) -> Result<Self, RunError> {
-        let (top, lower) = split_fence(fence, keys.len()).ok_or(RunError::Malformed)?;
+        let (top, lower, filter) = split_fence(fence, keys.len()).ok_or(RunError::Malformed)?;
         let well_formed = keys.len() == vals.len()
             && keys.windows(2).all(|w| matches!(w, [a, b] if a < b))
             && top.iter().eq(keys.iter().step_by(FENCE_STRIDE))
-            && lower.iter().eq(keys.iter().step_by(LEAF));
+            && lower.iter().eq(keys.iter().step_by(LEAF))
+            && keys.iter().all(|&k| may_hold(filter, k));
         if well_formed {
             Ok(Self {
                 keys,
                 vals,
                 top,
                 lower,
+                filter,
             })
         } else {
             Err(RunError::Malformed)
@@ -82,12 +121,13 @@ impl<'a> Run<'a> {
     /// [`Run::new`]). Not checked here: a lookup must not cost a pass over the table. Broken invariants give
     /// wrong answers, never undefined behaviour.
     pub fn new_unchecked(keys: &'a [u64], vals: &'a [u64], fence: &'a [u64]) -> Self {
-        let (top, lower) = split_fence(fence, keys.len()).unwrap_or((&[], &[]));
+        let (top, lower, filter) = split_fence(fence, keys.len()).unwrap_or((&[], &[], &[]));
         Self {
             keys,
             vals,
             top,
             lower,
+            filter,
         }
     }
 
@@ -117,8 +157,12 @@ impl<'a> Run<'a> {
         start.saturating_add(window(self.keys, start, LEAF).partition_point(|&k| k < unit))
     }
 
-    /// The packed entry of `unit`, if the run has one.
+    /// The packed entry of `unit`, if the run has one. Most units have none (`map()` looks up every bio's
+    /// first unit), and the filter answers for most of those from one word instead of the keys' cache misses.
     pub fn get(&self, unit: u64) -> Option<u64> {
+        if !may_hold(self.filter, unit) {
+            return None;
+        }
         let i = self.lower_bound(unit);
         match self.keys.get(i) {
             Some(&k) if k == unit => self.vals.get(i).copied(),
@@ -142,6 +186,16 @@ impl<'a> Run<'a> {
     }
 }
 
+/// False only when `unit` has no entry: its bit in `filter` is clear. An empty filter (an empty run, or a
+/// fence of the wrong length given to [`Run::new_unchecked`]) says nothing, so the keys decide.
+fn may_hold(filter: &[u64], unit: u64) -> bool {
+    if filter.is_empty() {
+        return true;
+    }
+    let (word, mask) = filter_bit(unit, filter.len());
+    filter.get(word).is_none_or(|w| w & mask != 0)
+}
+
 /// `len` items of `s` from `start`, fewer at its end.
 fn window(s: &[u64], start: usize, len: usize) -> &[u64] {
     let start = start.min(s.len());
@@ -154,14 +208,25 @@ pub fn build_fence(keys: &[u64], fence: &mut [u64]) -> Result<(), RunError> {
     if fence.len() != fence_len(keys.len()) {
         return Err(RunError::Malformed);
     }
-    let (top, lower) = fence
+    let (top, rest) = fence
         .split_at_mut_checked(keys.len().div_ceil(FENCE_STRIDE))
+        .ok_or(RunError::Malformed)?;
+    let (lower, filter) = rest
+        .split_at_mut_checked(keys.len().div_ceil(LEAF))
         .ok_or(RunError::Malformed)?;
     for (f, k) in top.iter_mut().zip(keys.iter().step_by(FENCE_STRIDE)) {
         *f = *k;
     }
     for (f, k) in lower.iter_mut().zip(keys.iter().step_by(LEAF)) {
         *f = *k;
+    }
+    filter.fill(0);
+    let words = filter.len();
+    for &k in keys {
+        let (word, mask) = filter_bit(k, words);
+        if let Some(w) = filter.get_mut(word) {
+            *w |= mask;
+        }
     }
     Ok(())
 }

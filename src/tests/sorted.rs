@@ -15,6 +15,14 @@ use proptest::prelude::*;
 
 const TOMB: u64 = u64::MAX;
 
+/// The one filter word of a run of up to 16 keys (64 bits), built the way the kernel builds it.
+fn filter_of(keys: &[u64]) -> u64 {
+    let mut fence = vec![0; fence_len(keys.len())];
+    build_fence(keys, &mut fence).unwrap();
+    assert_eq!(fence.len(), 3, "one top, one lower, one filter word");
+    fence[2]
+}
+
 /// Owned arrays of a run built from a model.
 struct Arrays {
     keys: Vec<u64>,
@@ -286,21 +294,35 @@ fn malformed_runs_are_refused() {
             "{keys:?} {fence:?}"
         );
     };
-    // Three keys: one top fence word, one lower fence word, both the first key.
-    bad(&[1, 2, 2], &vals, &[1, 1]);
-    bad(&[1, 3, 2], &vals, &[1, 1]);
-    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1]).is_ok());
-    bad(&[1, 2, 3], &vals, &[2, 1]);
-    bad(&[1, 2, 3], &vals, &[1, 2]);
-    bad(&[1, 2, 3], &vals, &[1]);
-    bad(&[1, 2, 3], &vals[..2], &[1, 1]);
+    // Three keys: one top fence word, one lower fence word, both the first key, then one filter word.
+    let f3 = filter_of(&[1, 2, 3]);
+    bad(&[1, 2, 2], &vals, &[1, 1, f3]);
+    bad(&[1, 3, 2], &vals, &[1, 1, f3]);
+    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1, f3]).is_ok());
+    bad(&[1, 2, 3], &vals, &[2, 1, f3]);
+    bad(&[1, 2, 3], &vals, &[1, 2, f3]);
+    bad(&[1, 2, 3], &vals, &[1, 1]);
+    bad(&[1, 2, 3], &vals[..2], &[1, 1, f3]);
     bad(&[1, 2, 3], &vals, &[]);
-    // 17 keys: the lower level has a second word, keys[16].
+    // A filter missing a key's bit would hide the key: refused.
+    for k in [1u64, 2, 3] {
+        let without = filter_of(&[1, 2, 3]) & !filter_of(&[k]);
+        if without != f3 {
+            bad(&[1, 2, 3], &vals, &[1, 1, without]);
+        }
+    }
+    // Extra bits only cost a lookup of the keys.
+    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1, u64::MAX]).is_ok());
+    // 17 keys: the lower level has a second word, keys[16]; the filter two (68 bits, rounded up to 128).
     let keys: Vec<u64> = (0..17).map(|k| k * 3).collect();
     let vals17 = [0u64; 17];
-    assert_eq!(fence_len(17), 3);
-    assert!(Run::new(&keys, &vals17, &[0, 0, 48]).is_ok());
-    bad(&keys, &vals17, &[0, 0, 45]);
+    assert_eq!(fence_len(17), 5);
+    let mut fence = vec![0; 5];
+    build_fence(&keys, &mut fence).unwrap();
+    assert_eq!(&fence[..3], &[0, 0, 48]);
+    assert!(Run::new(&keys, &vals17, &fence).is_ok());
+    fence[2] = 45;
+    bad(&keys, &vals17, &fence);
     let empty = Run::EMPTY;
     assert_eq!(
         (
