@@ -41,12 +41,13 @@ pub(crate) fn stamp_of(seconds: u64) -> u32 {
     u32::try_from(seconds).unwrap_or(u32::MAX)
 }
 
-/// An immutable sorted run and its fence; `stamps[i]` is when the entry of `keys[i]` was made.
+/// An immutable sorted run, its fence and filter; `stamps[i]` is when the entry of `keys[i]` was made.
 struct Base {
     keys: KVVec<u64>,
     vals: KVVec<u64>,
     stamps: KVVec<u32>,
     fence: KVVec<u64>,
+    filter: KVVec<u64>,
 }
 
 impl Base {
@@ -56,24 +57,24 @@ impl Base {
             vals: KVVec::new(),
             stamps: KVVec::new(),
             fence: KVVec::new(),
+            filter: KVVec::new(),
         }
     }
 
-    /// A base over sorted `keys`/`vals` and their `stamps` (checked, once), with its fence built.
+    /// A base over sorted `keys`/`vals` and their `stamps` (checked, once), with its fence and filter built.
     fn from_sorted(keys: KVVec<u64>, vals: KVVec<u64>, stamps: KVVec<u32>) -> Result<Self> {
         if stamps.len() != keys.len() {
             return Err(EINVAL);
         }
         let (keys, vals, stamps) = (exact(keys), exact(vals), exact(stamps));
-        let mut fence = KVVec::new();
-        fence.resize(sorted::fence_len(keys.len()), 0, GFP_KERNEL)?;
-        sorted::build_fence(&keys, &mut fence).map_err(|_| EINVAL)?;
-        Run::new(&keys, &vals, &fence).map_err(|_| EINVAL)?;
+        let (fence, filter) = index_of(&keys)?;
+        Run::new(&keys, &vals, &fence, &filter).map_err(|_| EINVAL)?;
         Ok(Self {
             keys,
             vals,
             stamps,
             fence,
+            filter,
         })
     }
 
@@ -91,8 +92,19 @@ impl Base {
 
     fn run(&self) -> Run<'_> {
         // Built by `from_sorted` (checked) or from `merge` output (sorted by construction).
-        Run::new_unchecked(&self.keys, &self.vals, &self.fence)
+        Run::new_unchecked(&self.keys, &self.vals, &self.fence, &self.filter)
     }
+}
+
+/// The fence and the filter of sorted `keys`: what a lookup reads before the keys.
+fn index_of(keys: &[u64]) -> Result<(KVVec<u64>, KVVec<u64>)> {
+    let mut fence = KVVec::new();
+    fence.resize(sorted::fence_len(keys.len()), 0, GFP_KERNEL)?;
+    sorted::build_fence(keys, &mut fence).map_err(|_| EINVAL)?;
+    let mut filter = KVVec::new();
+    filter.resize(sorted::filter_len(keys.len()), 0, GFP_KERNEL)?;
+    sorted::build_filter(keys, &mut filter).map_err(|_| EINVAL)?;
+    Ok((fence, filter))
 }
 
 /// The size of a huge mapping (a PMD on x86_64): `kvmalloc` rounds an allocation it maps huge up to it.
@@ -257,9 +269,7 @@ impl RemapTable {
             if n != total {
                 return Err(EINVAL);
             }
-            let mut fence = KVVec::new();
-            fence.resize(sorted::fence_len(n), 0, GFP_KERNEL)?;
-            sorted::build_fence(&keys, &mut fence).map_err(|_| EINVAL)?;
+            let (fence, filter) = index_of(&keys)?;
             let (keys, vals) = (core::mem::take(&mut keys), core::mem::take(&mut vals));
             let stamps = core::mem::take(&mut stamps);
             let base = Base {
@@ -267,6 +277,7 @@ impl RemapTable {
                 vals,
                 stamps,
                 fence,
+                filter,
             };
             Ok(Some(KBox::new(base, GFP_KERNEL)?))
         })?;
@@ -346,7 +357,8 @@ impl RemapTable {
                 .keys
                 .capacity()
                 .saturating_add(b.vals.capacity())
-                .saturating_add(b.fence.capacity());
+                .saturating_add(b.fence.capacity())
+                .saturating_add(b.filter.capacity());
             (b.keys.len(), words, b.stamps.capacity())
         });
         let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);

@@ -24,7 +24,7 @@ use std::hint::black_box;
 use std::sync::atomic::{fence, Ordering};
 use std::time::Instant;
 
-use dm_remap_v4_target::sorted::{build_fence, fence_len, merge, Run};
+use dm_remap_v4_target::sorted::{build_fence, build_filter, fence_len, filter_len, merge, Run};
 use memmap2::{Advice, MmapMut};
 
 /// Units of a 32 GiB main device with 4 KiB units.
@@ -135,6 +135,7 @@ struct Table {
     keys: Array,
     vals: Array,
     fence: Array,
+    filter: Array,
 }
 
 impl Table {
@@ -145,10 +146,13 @@ impl Table {
         let vals: Vec<u64> = (0..n).collect();
         let mut fence = vec![0; fence_len(keys.len())];
         build_fence(&keys, &mut fence).unwrap();
+        let mut filter = vec![0; filter_len(keys.len())];
+        build_filter(&keys, &mut filter).unwrap();
         Self {
             keys: Array::new(&keys, pages),
             vals: Array::new(&vals, pages),
             fence: Array::new(&fence, pages),
+            filter: Array::new(&filter, pages),
         }
     }
 
@@ -157,12 +161,17 @@ impl Table {
             self.keys.as_slice(),
             self.vals.as_slice(),
             self.fence.as_slice(),
+            self.filter.as_slice(),
         )
         .unwrap()
     }
 
     fn bytes(&self) -> usize {
-        (self.keys.as_slice().len() + self.vals.as_slice().len() + self.fence.as_slice().len()) * 8
+        (self.keys.as_slice().len()
+            + self.vals.as_slice().len()
+            + self.fence.as_slice().len()
+            + self.filter.as_slice().len())
+            * 8
     }
 }
 
@@ -247,8 +256,10 @@ fn main() {
             .unwrap();
             let mut fence = vec![0; fence_len(merged)];
             build_fence(&mkeys[..merged], &mut fence).unwrap();
+            let mut filter = vec![0; filter_len(merged)];
+            build_filter(&mkeys[..merged], &mut filter).unwrap();
             let merge_ms = start.elapsed().as_secs_f64() * 1e3;
-            black_box((&mkeys, &mvals, &fence));
+            black_box((&mkeys, &mvals, &fence, &filter));
             println!(
                 "| {n} | {} | {:.1} | {hit:.0} | {miss:.0} | {next:.0} | {hit_c:.0} | {miss_c:.0} | {next_c:.0} \
                  | {merge_ms:.1} |",

@@ -3,7 +3,7 @@
 //! An XArray costs one 576-byte node per scattered entry and one allocation per insert, which made a table of
 //! 1,000,000 entries slow to load and far above the 32 bytes per entry the project promises. So the table
 //! keeps most entries in a sorted run, 16 bytes per entry plus a two-level fence (half a byte per entry) and a
-//! filter (half a byte to a byte per entry), built once at load and rebuilt by [`merge`] when enough changes
+//! filter (half a byte to a byte per entry), both built once at load and rebuilt by [`merge`] when enough changes
 //! have piled up; only recent changes live in an XArray. This file holds the run's lookups and the merge: pure functions on slices, the same code on the host
 //! and in the kernel, where the caller owns the memory and publishes runs under RCU.
 
@@ -14,11 +14,12 @@ pub const LEAF: usize = 16;
 pub const FENCE_STRIDE: usize = 256;
 
 /// Filter bits per key, at least: the filter has the next power of two of `FILTER_BITS * len` bits (at least
-/// 64), so 4 to 8 bits per key, and about 12–22% of the units without an entry find their bit set.
+/// 64), so 4 to 8 bits per key, and about 12–22% of the units without an entry find their bit set. A power
+/// of two keeps the hash a shift, and the array a size that kmalloc and vmalloc do not round up further.
 pub const FILTER_BITS: usize = 4;
 
 /// Filter words for a run of `len` keys (none for an empty run, or one too large to count).
-const fn filter_words(len: usize) -> usize {
+pub const fn filter_len(len: usize) -> usize {
     if len == 0 {
         return 0;
     }
@@ -43,16 +44,15 @@ fn filter_bit(unit: u64, words: usize) -> (usize, u64) {
     (word, 1u64 << (index % 64))
 }
 
-/// Fence words a run of `len` keys needs: the top level, then the lower level, then the filter.
+/// Fence words a run of `len` keys needs: the top level, then the lower level.
 pub const fn fence_len(len: usize) -> usize {
     len.div_ceil(FENCE_STRIDE)
         .saturating_add(len.div_ceil(LEAF))
-        .saturating_add(filter_words(len))
 }
 
 /// A sorted run, borrowed: `keys` strictly ascending, `vals[i]` the packed entry of `keys[i]`, and `fence`
-/// the top level (`keys[j * FENCE_STRIDE]`) followed by the lower level (`keys[j * LEAF]`) and the filter (a
-/// bit set for every key). A lookup thus reads a few cached fence words, 128 bytes of the lower level, 128
+/// the top level (`keys[j * FENCE_STRIDE]`) followed by the lower level (`keys[j * LEAF]`), and `filter` a
+/// bit set for every key ([`build_filter`]). A lookup thus reads a few cached fence words, 128 bytes of the lower level, 128
 /// bytes of keys and one value, instead of a binary search's scattered cache lines; [`Run::get`] of a unit
 /// whose filter bit is clear reads one word. [`Run::new`] checks all of it.
 #[derive(Clone, Copy, Debug)]
@@ -67,14 +67,12 @@ pub struct Run<'a> {
     filter: &'a [u64],
 }
 
-/// The two fence levels and the filter of a run of `len` keys, if `fence` has the right length.
-fn split_fence(fence: &[u64], len: usize) -> Option<(&[u64], &[u64], &[u64])> {
+/// The two fence levels of a run of `len` keys, if `fence` has the right length.
+fn split_fence(fence: &[u64], len: usize) -> Option<(&[u64], &[u64])> {
     if fence.len() != fence_len(len) {
         return None;
     }
-    let (top, rest) = fence.split_at_checked(len.div_ceil(FENCE_STRIDE))?;
-    let (lower, filter) = rest.split_at_checked(len.div_ceil(LEAF))?;
-    Some((top, lower, filter))
+    fence.split_at_checked(len.div_ceil(FENCE_STRIDE))
 }
 
 /// Why a run or a merge was refused.
@@ -97,9 +95,15 @@ impl<'a> Run<'a> {
     };
 
     /// A run over arrays that satisfy the invariants above (checked, in one pass).
-    pub fn new(keys: &'a [u64], vals: &'a [u64], fence: &'a [u64]) -> Result<Self, RunError> {
-        let (top, lower, filter) = split_fence(fence, keys.len()).ok_or(RunError::Malformed)?;
+    pub fn new(
+        keys: &'a [u64],
+        vals: &'a [u64],
+        fence: &'a [u64],
+        filter: &'a [u64],
+    ) -> Result<Self, RunError> {
+        let (top, lower) = split_fence(fence, keys.len()).ok_or(RunError::Malformed)?;
         let well_formed = keys.len() == vals.len()
+            && filter.len() == filter_len(keys.len())
             && keys.windows(2).all(|w| matches!(w, [a, b] if a < b))
             && top.iter().eq(keys.iter().step_by(FENCE_STRIDE))
             && lower.iter().eq(keys.iter().step_by(LEAF))
@@ -120,8 +124,19 @@ impl<'a> Run<'a> {
     /// A run over arrays the caller built to the invariants (sorted by [`merge`] or checked once by
     /// [`Run::new`]). Not checked here: a lookup must not cost a pass over the table. Broken invariants give
     /// wrong answers, never undefined behaviour.
-    pub fn new_unchecked(keys: &'a [u64], vals: &'a [u64], fence: &'a [u64]) -> Self {
-        let (top, lower, filter) = split_fence(fence, keys.len()).unwrap_or((&[], &[], &[]));
+    pub fn new_unchecked(
+        keys: &'a [u64],
+        vals: &'a [u64],
+        fence: &'a [u64],
+        filter: &'a [u64],
+    ) -> Self {
+        let (top, lower) = split_fence(fence, keys.len()).unwrap_or((&[], &[]));
+        // A filter of another length was built for other keys: without it the keys decide.
+        let filter = if filter.len() == filter_len(keys.len()) {
+            filter
+        } else {
+            &[]
+        };
         Self {
             keys,
             vals,
@@ -186,8 +201,8 @@ impl<'a> Run<'a> {
     }
 }
 
-/// False only when `unit` has no entry: its bit in `filter` is clear. An empty filter (an empty run, or a
-/// fence of the wrong length given to [`Run::new_unchecked`]) says nothing, so the keys decide.
+/// False only when `unit` has no entry: its bit in `filter` is clear. An empty filter (an empty run, or one
+/// of the wrong length given to [`Run::new_unchecked`]) says nothing, so the keys decide.
 fn may_hold(filter: &[u64], unit: u64) -> bool {
     if filter.is_empty() {
         return true;
@@ -208,17 +223,22 @@ pub fn build_fence(keys: &[u64], fence: &mut [u64]) -> Result<(), RunError> {
     if fence.len() != fence_len(keys.len()) {
         return Err(RunError::Malformed);
     }
-    let (top, rest) = fence
+    let (top, lower) = fence
         .split_at_mut_checked(keys.len().div_ceil(FENCE_STRIDE))
-        .ok_or(RunError::Malformed)?;
-    let (lower, filter) = rest
-        .split_at_mut_checked(keys.len().div_ceil(LEAF))
         .ok_or(RunError::Malformed)?;
     for (f, k) in top.iter_mut().zip(keys.iter().step_by(FENCE_STRIDE)) {
         *f = *k;
     }
     for (f, k) in lower.iter_mut().zip(keys.iter().step_by(LEAF)) {
         *f = *k;
+    }
+    Ok(())
+}
+
+/// Fills `filter` for `keys` (`filter.len()` must be `filter_len(keys.len())`): the bit of every key set.
+pub fn build_filter(keys: &[u64], filter: &mut [u64]) -> Result<(), RunError> {
+    if filter.len() != filter_len(keys.len()) {
+        return Err(RunError::Malformed);
     }
     filter.fill(0);
     let words = filter.len();

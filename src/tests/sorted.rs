@@ -9,18 +9,18 @@
 use std::collections::BTreeMap;
 
 use dm_remap_v4_target::sorted::{
-    build_fence, fence_len, merge, merge_stamped, Run, RunError, FENCE_STRIDE,
+    build_fence, build_filter, fence_len, filter_len, merge, merge_stamped, Run, RunError,
+    FENCE_STRIDE,
 };
 use proptest::prelude::*;
 
 const TOMB: u64 = u64::MAX;
 
-/// The one filter word of a run of up to 16 keys (64 bits), built the way the kernel builds it.
-fn filter_of(keys: &[u64]) -> u64 {
-    let mut fence = vec![0; fence_len(keys.len())];
-    build_fence(keys, &mut fence).unwrap();
-    assert_eq!(fence.len(), 3, "one top, one lower, one filter word");
-    fence[2]
+/// The filter of `keys`, built the way the kernel builds it.
+fn filter_of(keys: &[u64]) -> Vec<u64> {
+    let mut filter = vec![0; filter_len(keys.len())];
+    build_filter(keys, &mut filter).unwrap();
+    filter
 }
 
 /// Owned arrays of a run built from a model.
@@ -28,6 +28,7 @@ struct Arrays {
     keys: Vec<u64>,
     vals: Vec<u64>,
     fence: Vec<u64>,
+    filter: Vec<u64>,
 }
 
 impl Arrays {
@@ -36,10 +37,16 @@ impl Arrays {
         let vals = model.values().copied().collect();
         let mut fence = vec![0; fence_len(keys.len())];
         build_fence(&keys, &mut fence).unwrap();
-        Self { keys, vals, fence }
+        let filter = filter_of(&keys);
+        Self {
+            keys,
+            vals,
+            fence,
+            filter,
+        }
     }
     fn run(&self) -> Run<'_> {
-        Run::new(&self.keys, &self.vals, &self.fence).unwrap()
+        Run::new(&self.keys, &self.vals, &self.fence, &self.filter).unwrap()
     }
 }
 
@@ -113,7 +120,7 @@ proptest! {
         prop_assert_eq!(n, want.len());
         let mut fence = vec![0; fence_len(n)];
         build_fence(&keys, &mut fence).unwrap();
-        check_lookups(&want, Run::new(&keys, &vals, &fence).unwrap());
+        check_lookups(&want, Run::new(&keys, &vals, &fence, &filter_of(&keys)).unwrap());
     }
 }
 
@@ -287,42 +294,41 @@ fn merge_refuses_a_short_output_and_unsorted_changes() {
 #[test]
 fn malformed_runs_are_refused() {
     let vals = [0u64; 3];
-    let bad = |keys: &[u64], vals: &[u64], fence: &[u64]| {
+    let bad = |keys: &[u64], vals: &[u64], fence: &[u64], filter: &[u64]| {
         assert_eq!(
-            Run::new(keys, vals, fence).unwrap_err(),
+            Run::new(keys, vals, fence, filter).unwrap_err(),
             RunError::Malformed,
-            "{keys:?} {fence:?}"
+            "{keys:?} {fence:?} {filter:?}"
         );
     };
-    // Three keys: one top fence word, one lower fence word, both the first key, then one filter word.
+    // Three keys: one top fence word, one lower fence word, both the first key; one filter word.
     let f3 = filter_of(&[1, 2, 3]);
-    bad(&[1, 2, 2], &vals, &[1, 1, f3]);
-    bad(&[1, 3, 2], &vals, &[1, 1, f3]);
-    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1, f3]).is_ok());
-    bad(&[1, 2, 3], &vals, &[2, 1, f3]);
-    bad(&[1, 2, 3], &vals, &[1, 2, f3]);
-    bad(&[1, 2, 3], &vals, &[1, 1]);
-    bad(&[1, 2, 3], &vals[..2], &[1, 1, f3]);
-    bad(&[1, 2, 3], &vals, &[]);
+    bad(&[1, 2, 2], &vals, &[1, 1], &f3);
+    bad(&[1, 3, 2], &vals, &[1, 1], &f3);
+    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1], &f3).is_ok());
+    bad(&[1, 2, 3], &vals, &[2, 1], &f3);
+    bad(&[1, 2, 3], &vals, &[1, 2], &f3);
+    bad(&[1, 2, 3], &vals, &[1], &f3);
+    bad(&[1, 2, 3], &vals[..2], &[1, 1], &f3);
+    bad(&[1, 2, 3], &vals, &[], &f3);
+    bad(&[1, 2, 3], &vals, &[1, 1], &[]);
+    bad(&[1, 2, 3], &vals, &[1, 1], &[f3[0], 0]);
     // A filter missing a key's bit would hide the key: refused.
     for k in [1u64, 2, 3] {
-        let without = filter_of(&[1, 2, 3]) & !filter_of(&[k]);
-        if without != f3 {
-            bad(&[1, 2, 3], &vals, &[1, 1, without]);
+        let without = f3[0] & !filter_of(&[k])[0];
+        if without != f3[0] {
+            bad(&[1, 2, 3], &vals, &[1, 1], &[without]);
         }
     }
-    // Extra bits only cost a lookup of the keys.
-    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1, u64::MAX]).is_ok());
+    // Extra bits only send a lookup on to the keys.
+    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1], &[u64::MAX]).is_ok());
     // 17 keys: the lower level has a second word, keys[16]; the filter two (68 bits, rounded up to 128).
     let keys: Vec<u64> = (0..17).map(|k| k * 3).collect();
     let vals17 = [0u64; 17];
-    assert_eq!(fence_len(17), 5);
-    let mut fence = vec![0; 5];
-    build_fence(&keys, &mut fence).unwrap();
-    assert_eq!(&fence[..3], &[0, 0, 48]);
-    assert!(Run::new(&keys, &vals17, &fence).is_ok());
-    fence[2] = 45;
-    bad(&keys, &vals17, &fence);
+    assert_eq!((fence_len(17), filter_len(17)), (3, 2));
+    let f17 = filter_of(&keys);
+    assert!(Run::new(&keys, &vals17, &[0, 0, 48], &f17).is_ok());
+    bad(&keys, &vals17, &[0, 0, 45], &f17);
     let empty = Run::EMPTY;
     assert_eq!(
         (
@@ -331,5 +337,21 @@ fn malformed_runs_are_refused() {
             empty.lower_bound(5)
         ),
         (None, None, 0)
+    );
+}
+
+#[test]
+fn the_filter_has_4_to_8_bits_per_key_in_a_power_of_two() {
+    assert_eq!(filter_len(0), 0);
+    assert_eq!(filter_len(1), 1);
+    assert_eq!(filter_len(16), 1);
+    assert_eq!(filter_len(17), 2);
+    // 4,000,000 bits rounded up to 2^22: 512 KiB, about half a byte per entry.
+    assert_eq!(filter_len(1_000_000), 1 << 16);
+    assert_eq!(filter_len((1 << 20) + 1), 1 << 17);
+    assert_eq!(
+        filter_len(usize::MAX),
+        0,
+        "too large to count: no filter, the keys decide"
     );
 }
