@@ -2,8 +2,8 @@
 //! and of a miss, `next_key` (how far a bio may go on main), and the merge of 4096 changes, at 1,000 to
 //! 1,000,000 entries spread over a 32 GiB device of 4 KiB units; plus the memory per entry of the run.
 //!
-//! Each size runs twice: with the arrays in ordinary memory (4 KiB pages, as a run loaded from the metadata
-//! is mapped in the kernel) and in 2 MiB pages (as `kvmalloc` maps a merged run of 2 MiB or more). Lookups
+//! Each size runs twice: with the arrays in ordinary memory (4 KiB pages, as the kernel's vmalloc'ed run is
+//! mapped) and in 2 MiB pages (for comparison: how `kvmalloc` mapped a run of 2 MiB or more until 2026-12-03). Lookups
 //! are timed two ways: independent probes back to back (throughput: the CPU overlaps several lookups), and
 //! one at a time, each waiting for the one before to end (latency, as one bio's lookup sees it).
 //!
@@ -57,8 +57,8 @@ enum Pages {
 impl Pages {
     fn name(self) -> &'static str {
         match self {
-            Pages::Small => "4 KiB, as loaded",
-            Pages::Huge => "2 MiB, as kvmalloc maps a merged run",
+            Pages::Small => "4 KiB, as the kernel maps the run",
+            Pages::Huge => "2 MiB, for comparison",
         }
     }
 }
