@@ -3,9 +3,10 @@
 //! An XArray costs one 576-byte node per scattered entry and one allocation per insert, which made a table of
 //! 1,000,000 entries slow to load and far above the 32 bytes per entry the project promises. So the table
 //! keeps most entries in a sorted run, 16 bytes per entry plus a two-level fence (half a byte per entry) and a
-//! filter (half a byte to a byte per entry), both built once at load and rebuilt by [`merge`] when enough changes
-//! have piled up; only recent changes live in an XArray. This file holds the run's lookups and the merge: pure functions on slices, the same code on the host
-//! and in the kernel, where the caller owns the memory and publishes runs under RCU.
+//! filter (half a byte to a byte per entry), both built once at load and rebuilt after [`merge`] when enough
+//! changes have piled up; only recent changes live in an XArray. This file holds the run's lookups and the
+//! merge: pure functions on slices, the same code on the host and in the kernel, where the caller owns the
+//! memory and publishes runs under RCU.
 
 /// Keys per leaf: the last step of a lookup searches one leaf of keys, 128 bytes (two cache lines).
 pub const LEAF: usize = 16;
@@ -52,9 +53,9 @@ pub const fn fence_len(len: usize) -> usize {
 
 /// A sorted run, borrowed: `keys` strictly ascending, `vals[i]` the packed entry of `keys[i]`, and `fence`
 /// the top level (`keys[j * FENCE_STRIDE]`) followed by the lower level (`keys[j * LEAF]`), and `filter` a
-/// bit set for every key ([`build_filter`]). A lookup thus reads a few cached fence words, 128 bytes of the lower level, 128
-/// bytes of keys and one value, instead of a binary search's scattered cache lines; [`Run::get`] of a unit
-/// whose filter bit is clear reads one word. [`Run::new`] checks all of it.
+/// bit set for every key ([`build_filter`]). A lookup thus reads a few cached fence words, 128 bytes of the
+/// lower level, 128 bytes of keys and one value, instead of a binary search's scattered cache lines;
+/// [`Run::get`] of a unit whose filter bit is clear reads one word. [`Run::new`] checks all of it.
 #[derive(Clone, Copy, Debug)]
 pub struct Run<'a> {
     keys: &'a [u64],
