@@ -4,8 +4,9 @@
 //!
 //! Each size runs twice: with the arrays in ordinary memory (4 KiB pages, as the kernel's vmalloc'ed run is
 //! mapped) and in 2 MiB pages (for comparison: how `kvmalloc` mapped a run of 2 MiB or more until
-//! 2026-12-03). Lookups are timed two ways: independent probes back to back (throughput: the CPU overlaps several lookups), and
-//! one at a time, each waiting for the one before to end (latency, as one bio's lookup sees it).
+//! 2026-12-03). Lookups are timed two ways: independent probes back to back (throughput: the CPU overlaps
+//! several lookups), and one at a time, each waiting for the one before to end (latency, as one bio's lookup
+//! sees it).
 //!
 //! Run it with `scripts/bench-host` (or `cargo bench -p dm-remap-v4-target --bench table`). Without `--bench`
 //! on the command line (as `cargo test --benches` runs it) it runs a small smoke configuration.
