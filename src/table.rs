@@ -106,7 +106,7 @@ impl Base {
 /// The fence and the filter of sorted `keys`: what a lookup reads before the keys.
 fn index_of(keys: &[u64]) -> Result<(VVec<u64>, VVec<u64>)> {
     let mut fence = VVec::new();
-    fence.resize(sorted::fence_len(keys.len()), 0, GFP_KERNEL)?;
+    fence.resize(sorted::fence_len(keys), 0, GFP_KERNEL)?;
     sorted::build_fence(keys, &mut fence).map_err(|_| EINVAL)?;
     let mut filter = VVec::new();
     filter.resize(sorted::filter_len(keys.len()), 0, GFP_KERNEL)?;

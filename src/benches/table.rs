@@ -1,6 +1,7 @@
 //! Host benchmark of the remap table's sorted run (`logic/sorted.rs`, the code `map()` runs): lookup of a hit
 //! and of a miss, `next_key` (how far a bio may go on main), and the merge of 4096 changes, at 1,000 to
-//! 1,000,000 entries spread over a 32 GiB device of 4 KiB units; plus the memory per entry of the run.
+//! 1,000,000 entries spread over a 32 GiB device of 4 KiB units (and, at the largest size, in four dense
+//! clusters, the directory's worst kind of table); plus the memory per entry of the run.
 //!
 //! Each size runs twice: with the arrays in ordinary memory (4 KiB pages, as the kernel's vmalloc'ed run is
 //! mapped) and in 2 MiB pages (for comparison: how `kvmalloc` mapped a run of 2 MiB or more until
@@ -132,6 +133,39 @@ fn huge_bytes(arrays: &[&[u64]]) -> Option<u64> {
     Some(huge)
 }
 
+/// How the entries lie over the device.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Evenly spread, as `md-fixture spread` writes them for the VM benchmark.
+    Spread,
+    /// Four dense regions (every other unit) at the quarters of the device: the directory's worst kind of
+    /// table, most keys in a few buckets, so lookups also search the lower level.
+    Clustered,
+}
+
+impl Layout {
+    fn keys(self, n: u64) -> Vec<u64> {
+        match self {
+            Layout::Spread => {
+                let step = DEVICE_UNITS / n;
+                (0..n).map(|i| i * step).collect()
+            }
+            Layout::Clustered => (0..n)
+                .map(|i| (i % 4) * (DEVICE_UNITS / 4) + (i / 4) * 2)
+                .collect::<std::collections::BTreeSet<u64>>()
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Spread => "spread",
+            Layout::Clustered => "4 clusters",
+        }
+    }
+}
+
 struct Table {
     keys: Array,
     vals: Array,
@@ -140,12 +174,11 @@ struct Table {
 }
 
 impl Table {
-    /// `n` entries spread evenly over the device, as `md-fixture spread` writes them for the VM benchmark.
-    fn spread(n: u64, pages: Pages) -> Self {
-        let step = DEVICE_UNITS / n;
-        let keys: Vec<u64> = (0..n).map(|i| i * step).collect();
+    /// `n` entries laid out over the device as `layout` says.
+    fn new(n: u64, layout: Layout, pages: Pages) -> Self {
+        let keys = layout.keys(n);
         let vals: Vec<u64> = (0..n).collect();
-        let mut fence = vec![0; fence_len(keys.len())];
+        let mut fence = vec![0; fence_len(&keys)];
         build_fence(&keys, &mut fence).unwrap();
         let mut filter = vec![0; filter_len(keys.len())];
         build_filter(&keys, &mut filter).unwrap();
@@ -210,14 +243,21 @@ fn main() {
         (&[1_000], 10_000)
     };
     println!(
-        "| entries | pages | run bytes/entry | get (hit) ns | get (miss) ns | next_key ns | \
+        "| entries | layout | pages | run bytes/entry | get (hit) ns | get (miss) ns | next_key ns | \
          hit, one at a time ns | miss, one at a time ns | next_key, one at a time ns | merge 4096 changes ms |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut huge_checks = Vec::new();
     for &n in sizes {
-        for pages in [Pages::Small, Pages::Huge] {
-            let t = Table::spread(n, pages);
+        let mut configs = vec![
+            (Layout::Spread, Pages::Small),
+            (Layout::Spread, Pages::Huge),
+        ];
+        if n == *sizes.last().unwrap() {
+            configs.push((Layout::Clustered, Pages::Small));
+        }
+        for (layout, pages) in configs {
+            let t = Table::new(n, layout, pages);
             let run = t.run();
             let keys = t.keys.as_slice();
             // The same probes for both kinds of pages.
@@ -225,7 +265,7 @@ fn main() {
             let hits: Vec<u64> = (0..probes_n)
                 .map(|_| keys[(rng.next() % n) as usize])
                 .collect();
-            // One past an entry: a miss, since entries are `step` >= 8 units apart.
+            // One past an entry: a miss, since entries are at least 2 units apart.
             let misses: Vec<u64> = (0..probes_n)
                 .map(|_| keys[(rng.next() % n) as usize] + 1)
                 .collect();
@@ -255,15 +295,16 @@ fn main() {
                 &mut mvals,
             )
             .unwrap();
-            let mut fence = vec![0; fence_len(merged)];
+            let mut fence = vec![0; fence_len(&mkeys[..merged])];
             build_fence(&mkeys[..merged], &mut fence).unwrap();
             let mut filter = vec![0; filter_len(merged)];
             build_filter(&mkeys[..merged], &mut filter).unwrap();
             let merge_ms = start.elapsed().as_secs_f64() * 1e3;
             black_box((&mkeys, &mvals, &fence, &filter));
             println!(
-                "| {n} | {} | {:.1} | {hit:.0} | {miss:.0} | {next:.0} | {hit_c:.0} | {miss_c:.0} | {next_c:.0} \
+                "| {n} | {} | {} | {:.1} | {hit:.0} | {miss:.0} | {next:.0} | {hit_c:.0} | {miss_c:.0} | {next_c:.0} \
                  | {merge_ms:.1} |",
+                layout.name(),
                 pages.name(),
                 t.bytes() as f64 / n as f64
             );

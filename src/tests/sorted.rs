@@ -9,8 +9,7 @@
 use std::collections::BTreeMap;
 
 use dm_remap_v4_target::sorted::{
-    build_fence, build_filter, fence_len, filter_len, merge, merge_stamped, Run, RunError,
-    FENCE_STRIDE,
+    build_fence, build_filter, fence_len, filter_len, merge, merge_stamped, Run, RunError, LEAF,
 };
 use proptest::prelude::*;
 
@@ -35,7 +34,7 @@ impl Arrays {
     fn of(model: &BTreeMap<u64, u64>) -> Self {
         let keys: Vec<u64> = model.keys().copied().collect();
         let vals = model.values().copied().collect();
-        let mut fence = vec![0; fence_len(keys.len())];
+        let mut fence = vec![0; fence_len(&keys)];
         build_fence(&keys, &mut fence).unwrap();
         let filter = filter_of(&keys);
         Self {
@@ -50,12 +49,13 @@ impl Arrays {
     }
 }
 
-/// Tables with clusters and gaps, sized to cross several fence strides.
+/// Tables with clusters and gaps, sized to cross many leaves: a cluster near 0 fills the directory's first
+/// buckets with many leaves each, so lookups narrow them with the lower level.
 fn table() -> impl Strategy<Value = BTreeMap<u64, u64>> {
     prop::collection::btree_map(
         prop_oneof![0u64..2_000, 0u64..u64::MAX - 1, Just(u64::MAX - 1)],
         0u64..1 << 62,
-        0..3 * FENCE_STRIDE,
+        0..48 * LEAF,
     )
 }
 
@@ -118,13 +118,14 @@ proptest! {
         let got: BTreeMap<u64, u64> = keys.iter().copied().zip(vals.iter().copied()).collect();
         prop_assert_eq!(&got, &want);
         prop_assert_eq!(n, want.len());
-        let mut fence = vec![0; fence_len(n)];
+        let mut fence = vec![0; fence_len(&keys[..n])];
         build_fence(&keys, &mut fence).unwrap();
         check_lookups(&want, Run::new(&keys, &vals, &fence, &filter_of(&keys)).unwrap());
     }
 }
 
-/// Sizes at the edges of a leaf (16 keys) and of a fence stride (256 keys).
+/// Sizes at the edges of a leaf (16 keys), of the directory's buckets (8 keys on average at most) and of
+/// powers of two.
 const EDGE_SIZES: [usize; 11] = [0, 1, 15, 16, 17, 255, 256, 257, 4095, 4096, 4097];
 
 /// `n` ascending keys with gaps of 1 to 4 from `seed`, starting near 0 or ending at `u64::MAX` (or one below).
@@ -301,34 +302,48 @@ fn malformed_runs_are_refused() {
             "{keys:?} {fence:?} {filter:?}"
         );
     };
-    // Three keys: one top fence word, one lower fence word, both the first key; one filter word.
+    // Three keys, units 1 to 3: one bucket (a span of 2 in at most 1 bucket takes shift 2), so the fence is the
+    // shift, the lower level (keys[0]) and one word of two directory entries: 0 keys before bucket 0, then 3.
     let f3 = filter_of(&[1, 2, 3]);
-    bad(&[1, 2, 2], &vals, &[1, 1], &f3);
-    bad(&[1, 3, 2], &vals, &[1, 1], &f3);
-    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1], &f3).is_ok());
+    let fence3 = [2, 1, 3 << 32];
+    assert_eq!(fence_len(&[1, 2, 3]), 3);
+    bad(&[1, 2, 2], &vals, &fence3, &f3);
+    bad(&[1, 3, 2], &vals, &fence3, &f3);
+    assert!(Run::new(&[1, 2, 3], &vals, &fence3, &f3).is_ok());
+    bad(&[1, 2, 3], &vals, &[1, 1, 3 << 32], &f3);
+    bad(&[1, 2, 3], &vals, &[3, 1, 3 << 32], &f3);
+    bad(&[1, 2, 3], &vals, &[2, 2, 3 << 32], &f3);
+    bad(&[1, 2, 3], &vals, &[2, 1, 2 << 32], &f3);
+    bad(&[1, 2, 3], &vals, &[2, 1, (3 << 32) | 1], &f3);
     bad(&[1, 2, 3], &vals, &[2, 1], &f3);
-    bad(&[1, 2, 3], &vals, &[1, 2], &f3);
-    bad(&[1, 2, 3], &vals, &[1], &f3);
-    bad(&[1, 2, 3], &vals[..2], &[1, 1], &f3);
+    bad(&[1, 2, 3], &vals, &[2, 1, 3 << 32, 0], &f3);
+    bad(&[1, 2, 3], &vals[..2], &fence3, &f3);
     bad(&[1, 2, 3], &vals, &[], &f3);
-    bad(&[1, 2, 3], &vals, &[1, 1], &[]);
-    bad(&[1, 2, 3], &vals, &[1, 1], &[f3[0], 0]);
+    bad(&[1, 2, 3], &vals, &fence3, &[]);
+    bad(&[1, 2, 3], &vals, &fence3, &[f3[0], 0]);
     // A filter missing a key's bit would hide the key: refused.
     for k in [1u64, 2, 3] {
         let without = f3[0] & !filter_of(&[k])[0];
         if without != f3[0] {
-            bad(&[1, 2, 3], &vals, &[1, 1], &[without]);
+            bad(&[1, 2, 3], &vals, &fence3, &[without]);
         }
     }
     // Extra bits only send a lookup on to the keys.
-    assert!(Run::new(&[1, 2, 3], &vals, &[1, 1], &[u64::MAX]).is_ok());
-    // 17 keys: the lower level has a second word, keys[16]; the filter two (68 bits, rounded up to 128).
+    assert!(Run::new(&[1, 2, 3], &vals, &fence3, &[u64::MAX]).is_ok());
+    // 17 keys, units 0 to 48 by 3: at most 3 buckets, so shift 5 and 2 buckets (units 0–31: 11 keys, 32–63:
+    // 6). The lower level has a second word, keys[16]; the directory 3 entries and one more, the run's
+    // length, to fill its second word; the filter two words (68 bits, rounded up to 128).
     let keys: Vec<u64> = (0..17).map(|k| k * 3).collect();
     let vals17 = [0u64; 17];
-    assert_eq!((fence_len(17), filter_len(17)), (3, 2));
+    assert_eq!((fence_len(&keys), filter_len(17)), (5, 2));
     let f17 = filter_of(&keys);
-    assert!(Run::new(&keys, &vals17, &[0, 0, 48], &f17).is_ok());
-    bad(&keys, &vals17, &[0, 0, 45], &f17);
+    let mut built = [0; 5];
+    build_fence(&keys, &mut built).unwrap();
+    assert_eq!(built, [5, 0, 48, 11 << 32, 17 | (17 << 32)]);
+    assert!(Run::new(&keys, &vals17, &built, &f17).is_ok());
+    bad(&keys, &vals17, &[5, 0, 45, 11 << 32, 17 | (17 << 32)], &f17);
+    bad(&keys, &vals17, &[5, 0, 48, 11 << 32, 17 | (16 << 32)], &f17);
+    bad(&keys, &vals17, &[5, 0, 48, 11 << 32, 17], &f17);
     let empty = Run::EMPTY;
     assert_eq!(
         (
@@ -338,6 +353,40 @@ fn malformed_runs_are_refused() {
         ),
         (None, None, 0)
     );
+}
+
+/// Without a usable fence (one of another run's length) a lookup searches all the keys: slower, still right.
+#[test]
+fn a_run_without_its_fence_still_answers_right() {
+    let model = edge_table(4097, false, false, 7);
+    let keys: Vec<u64> = model.keys().copied().collect();
+    let vals: Vec<u64> = model.values().copied().collect();
+    let filter = filter_of(&keys);
+    for fence in [vec![], vec![0; fence_len(&keys) + 1]] {
+        let run = Run::new_unchecked(&keys, &vals, &fence, &filter);
+        check_lookups(&model, run);
+    }
+}
+
+/// The fence: a header word, a lower-level word per 16 keys, and the directory's `u32` entries, at most one
+/// per 8 keys and at least one per 32 keys (and a few more for tiny runs), whatever the units' span.
+#[test]
+fn the_fence_takes_under_a_byte_per_entry_at_any_span() {
+    for n in [1usize, 2, 7, 8, 9, 100, 1000, 4097, 100_000] {
+        for step in [1u64, 3, 1000, 1 << 20, u64::MAX / (n as u64 + 1)] {
+            let keys: Vec<u64> = (0..n as u64).map(|i| 5 + i * step).collect();
+            let lower = n.div_ceil(LEAF);
+            let dir_entries = 2 * (fence_len(&keys) - 1 - lower);
+            assert!(
+                dir_entries <= n.div_ceil(8) + 2 && dir_entries * 32 >= n,
+                "{n} keys by {step}: {dir_entries} directory entries"
+            );
+            let mut fence = vec![0; fence_len(&keys)];
+            build_fence(&keys, &mut fence).unwrap();
+            let vals = vec![0; n];
+            assert!(Run::new(&keys, &vals, &fence, &filter_of(&keys)).is_ok());
+        }
+    }
 }
 
 #[test]
