@@ -30,16 +30,10 @@ use dm_remap_v4_spare_pool::{Allocation, Bitmap, Pool, Spare, SpareState};
 /// Units of each of the two spares.
 const SPARE_UNITS: u64 = 1 << 20;
 
-/// A small xorshift generator: the same choices every run, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
+/// A scattered index below `len` for step `i`: the top bits of a multiplicative hash, the same every run.
+fn scattered(i: usize, len: usize) -> usize {
+    let h = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((h >> 32) % len as u64) as usize
 }
 
 /// The words of two formatted spares.
@@ -71,9 +65,9 @@ fn fill(pool: &mut Pool<'_, '_>, count: usize) -> Vec<Allocation> {
 }
 
 /// Nanoseconds per unremap + remap over `used`: a random allocation freed, then one allocated.
-fn churn(pool: &mut Pool<'_, '_>, used: &mut [Allocation], rounds: usize, rng: &mut Rng) -> f64 {
-    ns_per(rounds, |_| {
-        let i = (rng.next() % used.len() as u64) as usize;
+fn churn(pool: &mut Pool<'_, '_>, used: &mut [Allocation], rounds: usize) -> f64 {
+    ns_per(rounds, |round| {
+        let i = scattered(round, used.len());
         pool.free(used[i]).unwrap();
         used[i] = pool.allocate().unwrap();
     })
@@ -91,7 +85,6 @@ fn main() {
          churn ns (unremap + remap) | churn ns, pool 99.9% full |"
     );
     println!("| --- | --- | --- | --- | --- | --- |");
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for &n in sizes {
         let (fill_ns, churn_ns, used) = {
             let mut words = blank_words(units);
@@ -100,7 +93,7 @@ fn main() {
             let start = Instant::now();
             let mut used = fill(&mut pool, n);
             let fill_ns = start.elapsed().as_nanos() as f64 / n as f64;
-            (fill_ns, churn(&mut pool, &mut used, rounds, &mut rng), used)
+            (fill_ns, churn(&mut pool, &mut used, rounds), used)
         };
 
         // The same units claimed one by one into blank bitmaps, as assembly does.
@@ -125,7 +118,7 @@ fn main() {
             let mut pool = Pool::new(&mut spares).unwrap();
             let total = 2 * units as usize;
             let mut used = fill(&mut pool, total - total / 1000);
-            churn(&mut pool, &mut used, rounds.min(20_000), &mut rng)
+            churn(&mut pool, &mut used, rounds.min(20_000))
         };
 
         println!(
