@@ -11,8 +11,9 @@
 /// Keys per leaf: the lower fence level holds every `LEAF`th key, and a lookup whose bucket of the directory
 /// holds many keys searches one leaf of keys, 128 bytes (two cache lines).
 pub const LEAF: usize = 16;
-/// Keys per directory bucket, at most on average: the directory has between `len / (2 * DIR_KEYS)` and
-/// `len / DIR_KEYS` buckets, so 4 to 8 bytes of it (one `u32` per bucket) per 8 entries of 16.
+/// Keys per directory bucket on average, at least: the directory has between `len / (2 * DIR_KEYS)` and
+/// `len / DIR_KEYS` buckets (8 to 16 keys each when the keys are spread evenly), one `u32` each: a quarter
+/// to half a byte per entry.
 pub const DIR_KEYS: usize = 8;
 
 /// Filter bits per key, at least: the filter has the next power of two of `FILTER_BITS * len` bits (at least
