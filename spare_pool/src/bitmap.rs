@@ -321,15 +321,15 @@ impl<'a> Bitmap<'a> {
         }
         let words = self.used.len();
         let start = self.cursor.min(words);
-        for index in (start..words).chain(0..start) {
-            let valid = self.valid_mask(index);
-            let (Some(used), Some(retired)) = (self.used.get_mut(index), self.retired.get(index))
-            else {
-                continue;
-            };
-            let available = !(*used | *retired) & valid;
-            if available != 0 {
-                let bit = u64::from(available.trailing_zeros());
+        for (from, to) in [(start, words), (0, start)] {
+            if let Some(index) = self.first_with_room(from, to) {
+                let valid = self.valid_mask(index);
+                let (Some(used), Some(retired)) =
+                    (self.used.get_mut(index), self.retired.get(index))
+                else {
+                    break;
+                };
+                let bit = u64::from((!(*used | *retired) & valid).trailing_zeros());
                 *used |= bit_mask(bit);
                 self.used_count = self.used_count.saturating_add(1);
                 self.cursor = index;
@@ -339,6 +339,40 @@ impl<'a> Bitmap<'a> {
         }
         // Only reachable if the counts and bits disagree; refuse rather than guess.
         Err(Error::NoSpace)
+    }
+
+    /// Whether word `index` has a unit of the pool neither used nor retired.
+    fn has_room(&self, index: usize) -> bool {
+        match (self.used.get(index), self.retired.get(index)) {
+            (Some(u), Some(r)) => !(u | r) & self.valid_mask(index) != 0,
+            _ => false,
+        }
+    }
+
+    /// The first word in `from..to` with a unit neither used nor retired. Most often that is the word of
+    /// the previous allocation. Near a full pool most words are full: they are skipped by a plain comparison
+    /// (which the compiler unrolls) before the pool's mask is looked at, since the last word's bits past the
+    /// pool are clear without being units.
+    fn first_with_room(&self, from: usize, to: usize) -> Option<usize> {
+        if from < to && self.has_room(from) {
+            return Some(from);
+        }
+        let used = self.used.get(from..to)?;
+        let retired = self.retired.get(from..to)?;
+        let mut at = 0usize;
+        while at < used.len() {
+            let found = used
+                .get(at..)?
+                .iter()
+                .zip(retired.get(at..)?)
+                .position(|(u, r)| u | r != u64::MAX)?;
+            let index = from.saturating_add(at).saturating_add(found);
+            if self.has_room(index) {
+                return Some(index);
+            }
+            at = at.saturating_add(found).saturating_add(1);
+        }
+        None
     }
 
     /// Marks a specific free unit used, for replaying remaps recorded elsewhere.
