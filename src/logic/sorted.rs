@@ -2,11 +2,11 @@
 //!
 //! An XArray costs one 576-byte node per scattered entry and one allocation per insert, which made a table of
 //! 1,000,000 entries slow to load and far above the 32 bytes per entry the project promises. So the table
-//! keeps most entries in a sorted run, 16 bytes per entry plus a fence (a directory by the units' high bits and
-//! every 16th key: 0.75 to 1 byte per entry) and a filter (half a byte to a byte per entry), both built once at load and rebuilt after [`merge`] when enough
-//! changes have piled up; only recent changes live in an XArray. This file holds the run's lookups and the
-//! merge: pure functions on slices, the same code on the host and in the kernel, where the caller owns the
-//! memory and publishes runs under RCU.
+//! keeps most entries in a sorted run, 16 bytes per entry plus a fence (a directory by the units' high bits
+//! and every 16th key: 0.75 to 1 byte per entry) and a filter (half a byte to a byte per entry), both built
+//! once at load and rebuilt after [`merge`] when enough changes have piled up; only recent changes live in an
+//! XArray. This file holds the run's lookups and the merge: pure functions on slices, the same code on the
+//! host and in the kernel, where the caller owns the memory and publishes runs under RCU.
 
 /// Keys per leaf: the lower fence level holds every `LEAF`th key, and a lookup whose bucket of the directory
 /// holds many keys searches one leaf of keys, 128 bytes (two cache lines).
@@ -92,7 +92,7 @@ pub fn fence_len(keys: &[u64]) -> usize {
 /// of it.
 ///
 /// A lookup reads one bucket of the directory (two `u32`, in cache: 256–512 KiB at 1,000,000 entries), which
-/// gives the positions of the keys whose units share the unit's high bits: with keys spread evenly, 4–16 of
+/// gives the positions of the keys whose units share the unit's high bits: with keys spread evenly, 8–16 of
 /// them, one or two cache lines of keys, then one value. A bucket of more than two leaves (keys clustered in
 /// a few regions) is narrowed with the lower level first. [`Run::get`] of a unit whose filter bit is clear
 /// reads one word. A binary search over all the keys took 16 scattered cache misses at 1,000,000 entries,
