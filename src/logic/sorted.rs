@@ -111,14 +111,16 @@ pub struct Run<'a> {
     filter: &'a [u64],
 }
 
-/// The lower level and the directory in `fence` for `keys`, and the directory's shift, if `fence` has the
-/// right length (else a lookup searches all the keys).
-fn split_fence<'a>(fence: &'a [u64], keys: &[u64]) -> Option<(&'a [u64], &'a [u64], u32)> {
-    if fence.len() != fence_len(keys) {
+/// The lower level, the directory and its shift in a fence that [`build_fence`] made for `len` keys. Only
+/// what a lookup needs is checked here, in a few instructions (the kernel makes a [`Run`] for every lookup):
+/// a fence too short to hold a directory gives none, and the lookup searches all the keys. [`Run::new`] checks
+/// the rest, once.
+fn split_fence(fence: &[u64], len: usize) -> Option<(&[u64], &[u64], u32)> {
+    let (&shift, rest) = fence.split_first()?;
+    let (lower, dir) = rest.split_at_checked(len.div_ceil(LEAF))?;
+    if dir.is_empty() {
         return None;
     }
-    let (&shift, rest) = fence.split_first()?;
-    let (lower, dir) = rest.split_at_checked(keys.len().div_ceil(LEAF))?;
     Some((lower, dir, u32::try_from(shift).ok()?))
 }
 
@@ -163,7 +165,10 @@ impl<'a> Run<'a> {
                 Err(RunError::Malformed)
             };
         }
-        let (lower, dir, shift) = split_fence(fence, keys).ok_or(RunError::Malformed)?;
+        if fence.len() != fence_len(keys) {
+            return Err(RunError::Malformed);
+        }
+        let (lower, dir, shift) = split_fence(fence, keys.len()).ok_or(RunError::Malformed)?;
         let first = keys.first().copied().unwrap_or(0);
         let well_formed = keys.len() == vals.len()
             && filter.len() == filter_len(keys.len())
@@ -188,14 +193,15 @@ impl<'a> Run<'a> {
 
     /// A run over arrays the caller built to the invariants (sorted by [`merge`] or checked once by
     /// [`Run::new`]). Not checked here: a lookup must not cost a pass over the table. Broken invariants give
-    /// wrong answers, never undefined behaviour; a fence or filter of the wrong length is not used.
+    /// wrong answers, never undefined behaviour or a panic; a filter of the wrong length, or a fence too short
+    /// for a directory, is not used.
     pub fn new_unchecked(
         keys: &'a [u64],
         vals: &'a [u64],
         fence: &'a [u64],
         filter: &'a [u64],
     ) -> Self {
-        let (lower, dir, shift) = split_fence(fence, keys).unwrap_or((&[], &[], 0));
+        let (lower, dir, shift) = split_fence(fence, keys.len()).unwrap_or((&[], &[], 0));
         // A filter of another length was built for other keys: without it the keys decide.
         let filter = if filter.len() == filter_len(keys.len()) {
             filter
@@ -231,8 +237,8 @@ impl<'a> Run<'a> {
             return 0;
         };
         // Keys of earlier buckets are below `unit` and keys of later ones above it, so the answer is in
-        // `lo..=hi`. Past the last bucket `unit` is above every key; without a directory (a fence of the
-        // wrong length) the answer may be anywhere.
+        // `lo..=hi`. Past the last bucket `unit` is above every key; without a directory (a fence too short
+        // for one) the answer may be anywhere.
         let (lo, hi) = match (
             dir_entry(self.dir, b),
             dir_entry(self.dir, b.saturating_add(1)),
