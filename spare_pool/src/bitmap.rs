@@ -351,28 +351,21 @@ impl<'a> Bitmap<'a> {
 
     /// The first word in `from..to` with a unit neither used nor retired. Most often that is the word of
     /// the previous allocation. Near a full pool most words are full: they are skipped by a plain comparison
-    /// (which the compiler unrolls) before the pool's mask is looked at, since the last word's bits past the
-    /// pool are clear without being units.
+    /// of the two planes (which the compiler unrolls), and only the word found is checked against the pool's
+    /// mask. Only the plane's last word has bits past the pool (clear, but not units), so a word found
+    /// without room is the last one, and nothing follows it.
     fn first_with_room(&self, from: usize, to: usize) -> Option<usize> {
         if from < to && self.has_room(from) {
             return Some(from);
         }
         let used = self.used.get(from..to)?;
         let retired = self.retired.get(from..to)?;
-        let mut at = 0usize;
-        while at < used.len() {
-            let found = used
-                .get(at..)?
-                .iter()
-                .zip(retired.get(at..)?)
-                .position(|(u, r)| u | r != u64::MAX)?;
-            let index = from.saturating_add(at).saturating_add(found);
-            if self.has_room(index) {
-                return Some(index);
-            }
-            at = at.saturating_add(found).saturating_add(1);
-        }
-        None
+        let found = used
+            .iter()
+            .zip(retired)
+            .position(|(u, r)| u | r != u64::MAX)?;
+        let index = from.saturating_add(found);
+        self.has_room(index).then_some(index)
     }
 
     /// Marks a specific free unit used, for replaying remaps recorded elsewhere.
