@@ -18,6 +18,7 @@ pub mod md_abi;
 mod members;
 mod remapper;
 mod scrub;
+mod spare_writes;
 mod stats;
 mod table;
 mod target;

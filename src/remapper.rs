@@ -23,13 +23,14 @@ use crate::logic::scrub::proactive_allowed;
 use crate::logic::snapshot::{BatchRecord, Overlay};
 use crate::md_abi::{RecordAbi, RECORD_ACTIVE, RECORD_CLEARED, RECORD_PENDING};
 use crate::members::{Resync, Setup, SpareDev, SpareRole};
+use crate::spare_writes::SpareWrites;
 use crate::stats::{IoStats, RemapCause};
 use crate::table::{stamp_of, RemapTable, Stamped};
 
 pub(crate) const SECTOR_BYTES: u32 = 512;
 
 /// Fresh spare units tried for one unit before giving up on it: each failed one is retired.
-const SPARE_ATTEMPTS: u32 = 3;
+pub(crate) const SPARE_ATTEMPTS: u32 = 3;
 
 /// Where `map()` sent a bio, kept with the bio (device-mapper's per-bio data).
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -68,6 +69,8 @@ pub(crate) struct Outcome {
     ok: bool,
     /// It staged a change: it completes well only if the commit that holds the change succeeds.
     staged: bool,
+    /// Its bit in the group (see [`SpareWrites::bio`]).
+    bit: u32,
 }
 
 /// What changes the remap table: serialised by one mutex.
@@ -80,9 +83,11 @@ pub(crate) struct Updates {
     /// A second unit, to verify a copy against.
     pub(crate) check: KVec<u8>,
     /// Changes staged for one journal commit (group commit): at most [`MAX_BATCH`], in ascending unit order,
-    /// one per unit. Relocated data is already on its spare unit, not yet flushed. Empty between the worker's
-    /// groups of bios and between messages.
+    /// one per unit. Relocated data is on its spare unit, not yet flushed, or waits in `spare_writes`. Empty
+    /// between the worker's groups of bios and between messages.
     pub(crate) batch: KVec<RecordAbi>,
+    /// The worker's relocated units waiting to be written together before the commit.
+    pub(crate) spare_writes: SpareWrites,
     /// Changes staged so far (wrapping): tells which bio of a group staged one.
     pub(crate) staged: u64,
     /// Why a commit failed since the worker's current group of bios began.
@@ -391,6 +396,7 @@ impl Remapper {
     /// them. A failed commit frees the staged spare units and stops all further changes (`state=failed`): what
     /// is on disk is then unknown.
     pub(crate) fn commit_batch(&self, u: &mut Updates) -> Result<(), (Error, &'static CStr)> {
+        self.write_waiting(u);
         if u.batch.is_empty() {
             return Ok(());
         }
@@ -407,9 +413,7 @@ impl Remapper {
     }
 
     fn commit_staged(&self, u: &mut Updates) -> Result<(), (Error, &'static CStr)> {
-        if self.md_failed.load(Ordering::Relaxed) {
-            return Err((EIO, c"an earlier metadata commit failed; reload the table"));
-        }
+        self.refuse_if_md_failed()?;
         self.mark_dirty(u);
         // Relocated data must be durable before the mapping that points at it, and each spare's metadata
         // flush covers only that spare.
@@ -507,36 +511,88 @@ impl Remapper {
         u: &mut Updates,
         unit: u64,
     ) -> Result<(u32, u64), (Error, &'static CStr)> {
+        self.refuse_if_md_failed()?;
+        let (spare, spare_unit, sector) = self.write_to_fresh_unit(u, SPARE_ATTEMPTS)?;
+        self.stage_new(u, unit, spare, spare_unit)?;
+        Ok((spare, sector))
+    }
+
+    pub(crate) fn refuse_if_md_failed(&self) -> Result<(), (Error, &'static CStr)> {
         if self.md_failed.load(Ordering::Relaxed) {
             return Err((EIO, c"an earlier metadata commit failed; reload the table"));
         }
-        for _ in 0..SPARE_ATTEMPTS {
-            let (spare, spare_unit) = u.pool.allocate().map_err(|e| {
-                self.exhausted.store(true, Ordering::Relaxed);
-                (e, c"no spare unit left (spare exhausted)")
-            })?;
-            self.note_pool(u);
-            let (Some(dev), Some(sector)) =
-                (self.spare(spare), self.spare_sector(spare, spare_unit))
-            else {
-                return Err((EINVAL, c"allocated spare unit outside the pool"));
-            };
-            if dev.dev.write_sync(sector, &mut u.buf).is_err() {
-                self.stats.device_error();
-                warn(format_args!(
-                    "spare {} unit {} failed a write; retired",
-                    spare, spare_unit
-                ));
-                continue;
+        Ok(())
+    }
+
+    /// Takes a fresh spare unit: `(spare, unit, first sector)`.
+    pub(crate) fn claim_spare_unit(
+        &self,
+        u: &mut Updates,
+    ) -> Result<(u32, u64, u64), (Error, &'static CStr)> {
+        let (spare, spare_unit) = u.pool.allocate().map_err(|e| {
+            self.exhausted.store(true, Ordering::Relaxed);
+            (e, c"no spare unit left (spare exhausted)")
+        })?;
+        self.note_pool(u);
+        let sector = self
+            .spare_sector(spare, spare_unit)
+            .ok_or((EINVAL, c"allocated spare unit outside the pool"))?;
+        Ok((spare, spare_unit, sector))
+    }
+
+    /// Writes `u.buf` to fresh spare units until one takes it, at most `attempts`; each that fails is retired.
+    pub(crate) fn write_to_fresh_unit(
+        &self,
+        u: &mut Updates,
+        attempts: u32,
+    ) -> Result<(u32, u64, u64), (Error, &'static CStr)> {
+        for _ in 0..attempts {
+            let (spare, spare_unit, sector) = self.claim_spare_unit(u)?;
+            if self.write_spare_unit(spare, sector, &mut u.buf) {
+                return Ok((spare, spare_unit, sector));
             }
-            if let Err(e) = self.stage(u, relocated(unit, spare, spare_unit)) {
-                let _ = u.pool.free(spare, spare_unit);
-                self.note_pool(u);
-                return Err(e);
-            }
-            return Ok((spare, sector));
+            self.spare_write_failed(spare, spare_unit);
         }
         Err((EIO, c"every spare unit tried failed"))
+    }
+
+    /// Writes `buf` at `sector` of spare `spare`, synchronously.
+    pub(crate) fn write_spare_unit(&self, spare: u32, sector: u64, buf: &mut KVec<u8>) -> bool {
+        self.spare(spare)
+            .is_some_and(|s| s.dev.write_sync(sector, buf).is_ok())
+    }
+
+    /// Counts and reports a spare unit whose write failed; it stays allocated, never handed out again.
+    pub(crate) fn spare_write_failed(&self, spare: u32, spare_unit: u64) {
+        self.stats.device_error();
+        warn(format_args!(
+            "spare {} unit {} failed a write; retired",
+            spare, spare_unit
+        ));
+    }
+
+    /// Stages the mapping of `unit` to a spare unit just claimed; gives the spare unit back when it cannot.
+    pub(crate) fn stage_new(
+        &self,
+        u: &mut Updates,
+        unit: u64,
+        spare: u32,
+        spare_unit: u64,
+    ) -> Result<(), (Error, &'static CStr)> {
+        self.stage(u, relocated(unit, spare, spare_unit))
+            .inspect_err(|_| {
+                let _ = u.pool.free(spare, spare_unit);
+                self.note_pool(u);
+            })
+    }
+
+    /// Reports that the data of a write to `unit` is lost.
+    pub(crate) fn write_lost(&self, unit: u64, why: &CStr) {
+        warn(format_args!(
+            "sector {}: write lost: {}",
+            unit.saturating_mul(u64::from(self.unit_sectors())),
+            why.to_str().unwrap_or("?")
+        ));
     }
 
     /// Writes `u.buf` as the new data of `unit` where the unit lives; on main, once more plus `retries` times.
@@ -584,7 +640,7 @@ impl Remapper {
                 }
             }
         }
-        let (spare, spare_sector) = self.stage_relocation(u, unit)?;
+        let (spare, spare_sector) = self.stage_relocation_batched(u, unit)?;
         let why = match entry {
             Some(Entry::Pending) => "pending unit written",
             Some(Entry::Remapped { .. }) => "spare unit written",
@@ -626,11 +682,7 @@ impl Remapper {
             });
             if let Err((_, why)) = filled.and_then(|()| self.write_unit(u, unit, fua)) {
                 ok = false;
-                warn(format_args!(
-                    "sector {}: write lost: {}",
-                    unit.saturating_mul(u64::from(self.unit_sectors())),
-                    why.to_str().unwrap_or("?")
-                ));
+                self.write_lost(unit, why);
             }
         }
         ok
@@ -1038,10 +1090,13 @@ impl HandleBio for Remapper {
         let mut guard = self.updates.lock();
         let u = &mut *guard;
         u.commit_failure = None;
+        u.spare_writes.lost = 0;
+        let mut bit = 1u32;
         // Bounded by the group: each step takes one bio off it.
         while let Some(mut bio) = bios.pop() {
             let st = *bio.per_bio();
             let staged = u.staged;
+            u.spare_writes.bio = bit;
             let ok = match bio.op() {
                 Op::Read => self.complete_read(u, &mut bio, &st),
                 Op::Write | Op::WriteZeroes => self.complete_write(u, &bio, &st),
@@ -1050,15 +1105,22 @@ impl HandleBio for Remapper {
             bio.per_bio_mut().outcome = Outcome {
                 ok,
                 staged: u.staged != staged,
+                bit,
             };
             done.push(bio);
+            // A group has at most 32 bios; were there more, the rest would write their units at once.
+            bit = bit.wrapping_shl(1);
         }
         let _ = self.commit_batch(u);
+        u.spare_writes.bio = 0;
         let failure = u.commit_failure;
+        let lost_units = u.spare_writes.lost;
         drop(guard);
         while let Some(bio) = done.pop() {
             let (st, op) = (*bio.per_bio(), bio.op());
             let lost = st.outcome.staged && failure.is_some();
+            // A unit whose data no spare unit took was reported (`write lost`) where that was found.
+            let ok = st.outcome.ok && lost_units & st.outcome.bit == 0;
             if let (true, Some(why)) = (lost, failure) {
                 let what = if op == Op::Read {
                     "pending units of the read"
@@ -1072,7 +1134,7 @@ impl HandleBio for Remapper {
                     why.to_str().unwrap_or("?")
                 ));
             }
-            bio.end(if st.outcome.ok && !lost {
+            bio.end(if ok && !lost {
                 BlkStatus::OK
             } else {
                 BlkStatus::IOERR

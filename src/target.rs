@@ -34,6 +34,7 @@ use crate::md_abi::{OpenParams, MAIN_ID_SIZE};
 use crate::members::{assemble, Assembled, SpareRole};
 use crate::remapper::{BioState, Remapper, Route, Updates, MAX_BATCH, SECTOR_BYTES};
 use crate::scrub::Scrubber;
+use crate::spare_writes::SpareWrites;
 use crate::stats::{IoKind, RemapCause};
 
 const SECTOR_SHIFT: u32 = 9;
@@ -252,6 +253,12 @@ impl Target for RemapTarget {
         let check = unit_buffer(unit_bytes)?;
         let batch = KVec::with_capacity(MAX_BATCH, GFP_KERNEL)
             .map_err(|e| ctr_err(e.into(), c"Cannot allocate the commit batch"))?;
+        let spare_writes = usize::try_from(unit_bytes)
+            .map_err(|_| ctr_err(EINVAL, c"Bad unit size"))
+            .and_then(|len| {
+                SpareWrites::new(len)
+                    .map_err(|e| ctr_err(e.into(), c"Cannot allocate the relocation buffers"))
+            })?;
         // A flush must reach every device that may hold acknowledged data: the main and each spare.
         let flush_bios = u32::try_from(setup.spares.len())
             .ok()
@@ -266,6 +273,7 @@ impl Target for RemapTarget {
             buf,
             check,
             batch,
+            spare_writes,
             resync,
             removed,
             cause: RemapCause::Auto,

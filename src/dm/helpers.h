@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Out-of-line wrappers for the static inline block-layer functions dm-remap-v4 calls.
+ * The C that dm-remap-v4's Rust calls: out-of-line wrappers for static inline block-layer functions, and
+ * dmr_write_all() (batch_io.c).
  *
  * Rust cannot call a C `static inline` function, and an out-of-tree module cannot add to the kernel's
- * rust/helpers/. These are the module's own equivalent; each is a one-line forward.
+ * rust/helpers/. The wrappers (helpers.c) are the module's own equivalent, most a one-line forward.
  */
 #ifndef DM_REMAP_V4_HELPERS_H
 #define DM_REMAP_V4_HELPERS_H
@@ -33,6 +34,21 @@ struct workqueue_struct *dmr_alloc_workqueue(const char *name);
 /* Allocations in this scope do not recurse into I/O (the worker completes I/O that reclaim may wait for). */
 unsigned int dmr_noio_save(void);
 void dmr_noio_restore(unsigned int flags);
+
+/* One write of dmr_write_all(): `len` bytes of the kmalloc'ed `buf` at `sector` of `bdev`; `error` is its result. */
+struct dmr_write {
+	struct block_device *bdev;
+	sector_t sector;
+	void *buf;
+	unsigned int len;
+	int error;
+};
+
+/*
+ * Submits the `n` writes together and sleeps until all complete, setting each one's `error` (src/dm/batch_io.c).
+ * Returns -ENOMEM, with nothing submitted, when the bios cannot be allocated.
+ */
+int dmr_write_all(struct dmr_write *w, unsigned int n);
 
 /* An XArray of integer values (xa_mk_value), read without locks (the XArray uses RCU internally). */
 void dmr_xa_init(struct xarray *xa);

@@ -6,6 +6,7 @@
 //! this layer is safe Rust.
 
 pub(crate) mod args;
+pub(crate) mod batch;
 pub(crate) mod bio;
 pub(crate) mod device;
 pub(crate) mod ffi;
@@ -16,6 +17,7 @@ pub(crate) mod worker;
 pub(crate) mod xa;
 
 pub(crate) use args::Args;
+pub(crate) use batch::{WriteBatch, BATCH_WRITES};
 pub(crate) use bio::{Bio, BioIter, BioList, BlkStatus, Op, OwnedBio};
 pub(crate) use device::{Device, DeviceVisitor};
 pub(crate) use limits::QueueLimits;

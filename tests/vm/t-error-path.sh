@@ -150,6 +150,61 @@ test_failing_spare_unit_is_retired() {
 	dmsetup remove dust
 }
 
+# A bio's relocated units are written to the spare together before their commit (src/spare_writes.rs).
+test_failed_spare_writes_of_one_bio_move_on_or_fail_alone() {
+	local main spare len first
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	dust_over "$spare" sdust || { fail "create spare dust"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust /dev/mapper/sdust 2 retries 0" ||
+		{ fail "create"; return; }
+	# The pool hands out units in order from its start: find the start with one relocation.
+	pattern "$WORK/a" 1
+	bad_blocks dust 255 8
+	write_at "$WORK/a" /dev/mapper/r 8 || fail "first relocation"
+	first=$(dmsetup message r 0 list | awk '{print $3}')
+	# One 64 KiB write relocates 16 units (sectors 64, 66 .. 94) to spare units first+1 .. first+16, written
+	# together. Two of those writes fail: each unit is retired and its data goes to the next free one.
+	bad_blocks sdust 255 $((first + 3)) $((first + 9))
+	bad_blocks dust 255 $(seq 64 2 94)
+	pattern "$WORK/b" 64
+	write_at "$WORK/b" /dev/mapper/r 64 || fail "write whose spare writes partly failed"
+	assert_eq "remapped" 17 "$(status_field r remapped)"
+	assert_eq "spare_used counts the two retired units" 19 "$(status_field r spare_used)"
+	assert_eq "write_errors returned" 0 "$(status_field r write_errors)"
+	assert_eq "sector 68 moved on" $((first + 17)) "$(dmsetup message r 0 list 68 1 | awk '{print $3}')"
+	assert_eq "sector 80 moved on" $((first + 18)) "$(dmsetup message r 0 list 80 1 | awk '{print $3}')"
+	assert_eq "sector 70 where written" $((first + 4)) "$(dmsetup message r 0 list 70 1 | awk '{print $3}')"
+	same_bytes "data" "$WORK/b" /dev/mapper/r 64
+	# Sector 258's unit (spare unit first+20) and the two fresh units tried after it (first+35, first+36) all
+	# fail: that write is lost and the bio fails; the 15 other units of the bio are relocated and kept.
+	bad_blocks sdust 255 $((first + 20)) $((first + 35)) $((first + 36))
+	bad_blocks dust 255 $(seq 256 2 286)
+	pattern "$WORK/c" 64
+	write_at "$WORK/c" /dev/mapper/r 256 && fail "a write with a unit no spare unit took succeeded"
+	assert_eq "remapped" 32 "$(status_field r remapped)"
+	assert_eq "spare_used" 37 "$(status_field r spare_used)"
+	assert_eq "no entry for the lost unit" "256 260" "$(dmsetup message r 0 list 256 2 | awk '{print $1}' | xargs)"
+	[ "$(status_field r write_errors)" -ge 1 ] || fail "write_errors: $(status_field r write_errors)"
+	# The lost sector reads an error (main still fails it), never old or invented data.
+	dd if=/dev/mapper/r of=/dev/null iflag=direct bs=512 skip=258 count=1 2>/dev/null &&
+		fail "sector 258 read although its write was lost"
+	head -c 1024 "$WORK/c" >"$WORK/c1"
+	tail -c +$((3 * 512 + 1)) "$WORK/c" >"$WORK/c2"
+	same_bytes "before the lost unit" "$WORK/c1" /dev/mapper/r 256
+	same_bytes "after the lost unit" "$WORK/c2" /dev/mapper/r 259
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust /dev/mapper/sdust" || { fail "recreate"; return; }
+	assert_eq "remapped after recreate" 32 "$(status_field r remapped)"
+	same_bytes "data after recreate" "$WORK/b" /dev/mapper/r 64
+	same_bytes "before the lost unit after recreate" "$WORK/c1" /dev/mapper/r 256
+	same_bytes "after the lost unit after recreate" "$WORK/c2" /dev/mapper/r 259
+	dmsetup remove r
+	dmsetup remove sdust
+	dmsetup remove dust
+}
+
 test_spare_exhaustion_fails_the_write_and_says_so() {
 	local main spare len b
 	main=$(make_loop main 32)
