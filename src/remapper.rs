@@ -233,6 +233,7 @@ impl Remapper {
         updates: Updates,
         setup: Setup,
         table: RemapTable,
+        stats: IoStats,
     ) -> impl PinInit<Self, Error> {
         let mut updates = updates;
         let md_version = updates.metadata.first().map_or(0, |m| m.version());
@@ -244,7 +245,7 @@ impl Remapper {
             updates <- kernel::new_mutex!(updates, "dm-remap-v4 updates"),
             setup,
             table,
-            stats: IoStats::default(),
+            stats,
             gate: WriteGate::new(),
             holder <- kernel::new_mutex!((), "dm-remap-v4 gate holder"),
             exhausted: AtomicBool::new(false),

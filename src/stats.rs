@@ -2,16 +2,26 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use kernel::prelude::*;
+
+use crate::dm::PerCpuCounters;
 use crate::logic::health::{latency_bucket, LATENCY_BUCKETS};
 use crate::logic::status::IoCounters;
 
-/// Lock-free counters; each update is one relaxed atomic add (exact totals, no ordering needed).
-#[derive(Default)]
+/// The counters every bio updates, in [`IoStats::per_bio`]: the four kinds, then the latency histogram.
+const READS: usize = 0;
+const WRITES: usize = 1;
+const FLUSHES: usize = 2;
+const DISCARDS: usize = 3;
+const LATENCY: usize = 4;
+const PER_BIO: usize = LATENCY + LATENCY_BUCKETS;
+
+/// Lock-free counters (exact totals, no ordering needed). Those of every bio are per CPU, so that counting
+/// shares no cache line between CPUs; the rare ones are relaxed atomics.
 pub(crate) struct IoStats {
-    reads: AtomicU64,
-    writes: AtomicU64,
-    flushes: AtomicU64,
-    discards: AtomicU64,
+    /// Bios completed by kind, and the latency histogram of the data bios sent to the main device
+    /// (`logic::health`).
+    per_bio: PerCpuCounters<PER_BIO>,
     read_errors: AtomicU64,
     write_errors: AtomicU64,
     device_errors: AtomicU64,
@@ -23,8 +33,6 @@ pub(crate) struct IoStats {
     remaps_proactive: AtomicU64,
     /// Metadata journal commits (one per group of changes, on every spare).
     commits: AtomicU64,
-    /// Latency histogram of the data bios sent to the main device (`logic::health`).
-    main_latency: [AtomicU64; LATENCY_BUCKETS],
 }
 
 /// Why units were relocated.
@@ -50,15 +58,29 @@ pub(crate) enum IoKind {
 }
 
 impl IoStats {
+    /// Zeroed counters; may sleep.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            per_bio: PerCpuCounters::new()?,
+            read_errors: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            device_errors: AtomicU64::new(0),
+            remaps_auto: AtomicU64::new(0),
+            remaps_manual: AtomicU64::new(0),
+            remaps_proactive: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+        })
+    }
+
     /// Counts one completed bio, and its failure when `ok` is false.
     pub(crate) fn record(&self, kind: IoKind, ok: bool) {
         let (count, errors) = match kind {
-            IoKind::Read => (&self.reads, Some(&self.read_errors)),
-            IoKind::Write => (&self.writes, Some(&self.write_errors)),
-            IoKind::Flush => (&self.flushes, None),
-            IoKind::Discard => (&self.discards, None),
+            IoKind::Read => (READS, Some(&self.read_errors)),
+            IoKind::Write => (WRITES, Some(&self.write_errors)),
+            IoKind::Flush => (FLUSHES, None),
+            IoKind::Discard => (DISCARDS, None),
         };
-        count.fetch_add(1, Ordering::Relaxed);
+        self.per_bio.add(count, 1);
         if let (false, Some(errors)) = (ok, errors) {
             errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -101,27 +123,25 @@ impl IoStats {
 
     /// Counts one data bio the main device completed in `micros` µs.
     pub(crate) fn main_latency(&self, micros: u64) {
-        if let Some(c) = self.main_latency.get(latency_bucket(micros)) {
-            c.fetch_add(1, Ordering::Relaxed);
+        let bucket = latency_bucket(micros);
+        if bucket < LATENCY_BUCKETS {
+            self.per_bio.add(LATENCY.saturating_add(bucket), 1);
         }
     }
 
     /// The main device's latency histogram.
     pub(crate) fn main_latency_snapshot(&self) -> [u64; LATENCY_BUCKETS] {
         let mut out = [0u64; LATENCY_BUCKETS];
-        for (o, c) in out.iter_mut().zip(self.main_latency.iter()) {
-            *o = c.load(Ordering::Relaxed);
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.per_bio.sum(LATENCY.saturating_add(i));
         }
         out
     }
 
     /// Sets every counter to zero (`clear_stats`).
     pub(crate) fn clear(&self) {
+        self.per_bio.zero();
         for c in [
-            &self.reads,
-            &self.writes,
-            &self.flushes,
-            &self.discards,
             &self.read_errors,
             &self.write_errors,
             &self.device_errors,
@@ -129,10 +149,7 @@ impl IoStats {
             &self.remaps_manual,
             &self.remaps_proactive,
             &self.commits,
-        ]
-        .into_iter()
-        .chain(self.main_latency.iter())
-        {
+        ] {
             c.store(0, Ordering::Relaxed);
         }
     }
@@ -140,10 +157,10 @@ impl IoStats {
     /// A snapshot for the status line.
     pub(crate) fn snapshot(&self) -> IoCounters {
         IoCounters {
-            reads: self.reads.load(Ordering::Relaxed),
-            writes: self.writes.load(Ordering::Relaxed),
-            flushes: self.flushes.load(Ordering::Relaxed),
-            discards: self.discards.load(Ordering::Relaxed),
+            reads: self.per_bio.sum(READS),
+            writes: self.per_bio.sum(WRITES),
+            flushes: self.per_bio.sum(FLUSHES),
+            discards: self.per_bio.sum(DISCARDS),
             read_errors: self.read_errors.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
             device_errors: self.device_errors.load(Ordering::Relaxed),

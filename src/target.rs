@@ -35,7 +35,7 @@ use crate::members::{assemble, Assembled, SpareRole};
 use crate::remapper::{BioState, Remapper, Route, Updates, MAX_BATCH, SECTOR_BYTES};
 use crate::scrub::Scrubber;
 use crate::spare_writes::SpareWrites;
-use crate::stats::{IoKind, RemapCause};
+use crate::stats::{IoKind, IoStats, RemapCause};
 
 const SECTOR_SHIFT: u32 = 9;
 /// A unit is copied through one kmalloc'ed buffer that must not cross a page.
@@ -281,7 +281,8 @@ impl Target for RemapTarget {
             commit_failure: None,
             marked_dirty: false,
         };
-        let state = Remapper::new(updates, setup, table);
+        let stats = IoStats::new().map_err(|e| ctr_err(e, c"Cannot allocate the I/O counters"))?;
+        let state = Remapper::new(updates, setup, table, stats);
         let worker = BioWorker::new(&wq_name, state)
             .map_err(|e| ctr_err(e, c"Cannot allocate the worker"))?;
         let scrub_name = CString::try_from_fmt(fmt!("{}-scrub", wq_name.to_str().unwrap_or("?")))

@@ -114,3 +114,39 @@ bool dmr_xa_erase_value(struct xarray *xa, unsigned long index, unsigned long *o
 	*old = xa_to_value(entry);
 	return true;
 }
+
+/* The counters are handed to Rust without the __percpu address space, which only sparse checks. */
+u64 *dmr_percpu_alloc(unsigned int n)
+{
+	return (u64 __force *)__alloc_percpu(array_size(n, sizeof(u64)), __alignof__(u64));
+}
+
+void dmr_percpu_free(u64 *counters)
+{
+	free_percpu((u64 __percpu __force *)counters);
+}
+
+void dmr_percpu_add(u64 *counters, unsigned int i, u64 value)
+{
+	this_cpu_add(((u64 __percpu __force *)counters)[i], value);
+}
+
+u64 dmr_percpu_sum(u64 *counters, unsigned int i)
+{
+	u64 __percpu *c = (u64 __percpu __force *)counters;
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += *per_cpu_ptr(&c[i], cpu);
+	return sum;
+}
+
+void dmr_percpu_zero(u64 *counters, unsigned int i)
+{
+	u64 __percpu *c = (u64 __percpu __force *)counters;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		*per_cpu_ptr(&c[i], cpu) = 0;
+}

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The C that dm-remap-v4's Rust calls: out-of-line wrappers for static inline block-layer functions, and
- * dmr_write_all() (batch_io.c).
+ * The C that dm-remap-v4's Rust calls: out-of-line wrappers for static inline block-layer and per-CPU
+ * functions, and dmr_write_all() (batch_io.c).
  *
  * Rust cannot call a C `static inline` function, and an out-of-tree module cannot add to the kernel's
  * rust/helpers/. The wrappers (helpers.c) are the module's own equivalent, most a one-line forward.
@@ -11,6 +11,7 @@
 
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/percpu.h>
 #include <linux/sched/mm.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
@@ -34,6 +35,16 @@ struct workqueue_struct *dmr_alloc_workqueue(const char *name);
 /* Allocations in this scope do not recurse into I/O (the worker completes I/O that reclaim may wait for). */
 unsigned int dmr_noio_save(void);
 void dmr_noio_restore(unsigned int flags);
+
+/*
+ * `n` per-CPU u64 counters (alloc_percpu): an update is one this_cpu_add, with no cache line shared between
+ * CPUs; a read sums over the possible CPUs. NULL when out of memory.
+ */
+u64 *dmr_percpu_alloc(unsigned int n);
+void dmr_percpu_free(u64 *counters);
+void dmr_percpu_add(u64 *counters, unsigned int i, u64 value);
+u64 dmr_percpu_sum(u64 *counters, unsigned int i);
+void dmr_percpu_zero(u64 *counters, unsigned int i);
 
 /* One write of dmr_write_all(): `len` bytes of the kmalloc'ed `buf` at `sector` of `bdev`; `error` is its result. */
 struct dmr_write {

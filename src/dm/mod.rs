@@ -11,6 +11,7 @@ pub(crate) mod bio;
 pub(crate) mod device;
 pub(crate) mod ffi;
 pub(crate) mod limits;
+pub(crate) mod percpu;
 pub(crate) mod rcu;
 pub(crate) mod target;
 pub(crate) mod worker;
@@ -21,6 +22,7 @@ pub(crate) use batch::{WriteBatch, BATCH_WRITES};
 pub(crate) use bio::{Bio, BioIter, BioList, BlkStatus, Op, OwnedBio};
 pub(crate) use device::{Device, DeviceVisitor};
 pub(crate) use limits::QueueLimits;
+pub(crate) use percpu::PerCpuCounters;
 pub(crate) use rcu::RcuBox;
 pub(crate) use target::{
     CtrError, EndIo, MapResult, Registration, StatusKind, Target, TargetCtr, TargetInfo,
