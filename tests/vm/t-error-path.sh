@@ -205,6 +205,61 @@ test_failed_spare_writes_of_one_bio_move_on_or_fail_alone() {
 	dmsetup remove dust
 }
 
+# Bios of one group whose relocations partly find no spare unit that takes them: only those bios fail, and
+# every write that succeeded is on the spare (src/spare_writes.rs tracks the lost units by bio).
+test_concurrent_writes_lose_only_the_units_no_spare_unit_took() {
+	local main spare len first w b writers=6 bios=4 good
+	main=$(make_loop main 32) spare=$(make_loop spare 16)
+	len=$(sectors "$main")
+	dust_over "$main" dust || { fail "create dust"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust $spare 2 retries 0" || { fail "create"; return; }
+	# One relocation takes unit 0 of the pool and tells where the pool starts.
+	pattern "$WORK/a" 4
+	bad_blocks dust 255 4000
+	write_at "$WORK/a" /dev/mapper/r 4000 || fail "first relocation"
+	first=$(dmsetup message r 0 list | awk '{print $3}')
+	dmsetup remove r
+	# Units 1..9 take writes, every unit from 10 on fails them. The pool hands out its lowest free unit, so
+	# the first 9 of the 24 relocations below succeed whichever bios they belong to; each of the others is
+	# tried on 3 failing units and lost.
+	error_range sbad "$spare" $((first + 10)) 1000 || { fail "create sbad"; return; }
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust /dev/mapper/sbad 2 retries 0" ||
+		{ fail "recreate over sbad"; return; }
+	for ((b = 0; b < writers * bios; b++)); do
+		bad_blocks dust 255 $((b * 8 + b % 8))
+	done
+	pattern "$WORK/c" $((writers * bios * 4))
+	rm -f "$WORK"/ok.*
+	for ((w = 0; w < writers; w++)); do
+		for ((b = w * bios; b < (w + 1) * bios; b++)); do
+			dd if="$WORK/c" of=/dev/mapper/r bs=4096 skip=$b seek=$b count=1 oflag=direct conv=notrunc \
+				2>/dev/null && echo $b >>"$WORK/ok.$w"
+		done &
+	done
+	wait
+	good=$(cat "$WORK"/ok.* 2>/dev/null | sort -n | xargs)
+	assert_eq "writes that found a spare unit" 9 "$(echo "$good" | wc -w)"
+	assert_eq "remapped" 10 "$(status_field r remapped)"
+	check_blocks() {
+		for ((b = 0; b < writers * bios; b++)); do
+			if [[ " $good " == *" $b "* ]]; then
+				dd if="$WORK/c" of="$WORK/blk" bs=4096 skip=$b count=1 2>/dev/null
+				same_bytes "$1: block $b, written" "$WORK/blk" /dev/mapper/r $((b * 8))
+			elif dd if=/dev/mapper/r of=/dev/null iflag=direct bs=4096 skip=$b count=1 2>/dev/null; then
+				fail "$1: block $b reads although its write failed"
+			fi
+		done
+	}
+	check_blocks "live"
+	dmsetup remove r
+	dmsetup create r --table "0 $len $TARGET /dev/mapper/dust /dev/mapper/sbad" || { fail "reload"; return; }
+	assert_eq "remapped after reload" 10 "$(status_field r remapped)"
+	check_blocks "after reload"
+	dmsetup remove r
+	dmsetup remove sbad
+	dmsetup remove dust
+}
+
 test_spare_exhaustion_fails_the_write_and_says_so() {
 	local main spare len b
 	main=$(make_loop main 32)
