@@ -47,8 +47,10 @@ impl<'a> WriteBatch<'a> {
 
     /// Submits the writes and waits for all of them (sleeps). Bit `i` of the result: write `i` (in the order
     /// pushed) failed. When the batch cannot be set up (no memory), the writes are made one at a time.
-    pub(crate) fn submit(&mut self) -> u32 {
-        let ios = &mut self.ios[..self.len];
+    pub(crate) fn submit(mut self) -> u32 {
+        let Some(ios) = self.ios.get_mut(..self.len) else {
+            return 0;
+        };
         let n = u32::try_from(ios.len()).unwrap_or(0);
         // SAFETY: each entry names a live block device (borrowed `Device`s) and a kmalloc'ed buffer of `len`
         // bytes borrowed for `'a`; the call completes every write before it returns.

@@ -57,7 +57,8 @@ struct dmr_write {
 
 /*
  * Submits the `n` writes together and sleeps until all complete, setting each one's `error` (src/dm/batch_io.c).
- * Returns -ENOMEM, with nothing submitted, when the bios cannot be allocated.
+ * Returns an error, with nothing submitted, when the bios cannot be allocated (-ENOMEM) or a buffer is not
+ * direct-mapped (-EINVAL).
  */
 int dmr_write_all(struct dmr_write *w, unsigned int n);
 
