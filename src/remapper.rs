@@ -120,6 +120,12 @@ pub(crate) const GATE_TIMEOUT_MS: i64 = 10_000;
 /// Records in one group commit: what one journal block holds.
 pub(crate) const MAX_BATCH: usize = 126;
 
+/// A zeroed, kmalloc'ed buffer of one unit (block I/O needs direct-mapped memory).
+pub(crate) fn unit_buffer(unit_bytes: u32) -> Result<KVec<u8>> {
+    let len = usize::try_from(unit_bytes).map_err(|_| EINVAL)?;
+    Ok(KVec::from_elem(0u8, len, GFP_KERNEL)?)
+}
+
 /// The target's state.
 #[pin_data]
 pub(crate) struct Remapper {

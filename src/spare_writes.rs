@@ -10,12 +10,11 @@
 
 use core::ffi::CStr;
 
-use kernel::alloc::AllocError;
 use kernel::prelude::*;
 
 use crate::dm::worker::GROUP;
 use crate::dm::{WriteBatch, BATCH_WRITES};
-use crate::remapper::{Remapper, Updates, SPARE_ATTEMPTS};
+use crate::remapper::{unit_buffer, Remapper, Updates, SPARE_ATTEMPTS};
 
 // A group's bios are tracked by one bit each in `SpareWrites::lost`.
 const _: () = assert!(GROUP <= 32);
@@ -44,7 +43,7 @@ pub(crate) struct SpareWrites {
 }
 
 impl SpareWrites {
-    pub(crate) fn new(unit_bytes: usize) -> Result<Self, AllocError> {
+    pub(crate) fn new(unit_bytes: u32) -> Result<Self> {
         let mut slots = KVec::with_capacity(BATCH_WRITES, GFP_KERNEL)?;
         for _ in 0..BATCH_WRITES {
             let slot = Slot {
@@ -52,7 +51,7 @@ impl SpareWrites {
                 spare: 0,
                 spare_unit: 0,
                 bio: 0,
-                data: KVec::from_elem(0u8, unit_bytes, GFP_KERNEL)?,
+                data: unit_buffer(unit_bytes)?,
             };
             slots.push(slot, GFP_KERNEL)?;
         }

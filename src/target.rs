@@ -32,7 +32,7 @@ use crate::logic::table::parse_table;
 use crate::logic::table::MAX_SPARES;
 use crate::md_abi::{OpenParams, MAIN_ID_SIZE};
 use crate::members::{assemble, Assembled, SpareRole};
-use crate::remapper::{BioState, Remapper, Route, Updates, MAX_BATCH, SECTOR_BYTES};
+use crate::remapper::{unit_buffer, BioState, Remapper, Route, Updates, MAX_BATCH, SECTOR_BYTES};
 use crate::scrub::Scrubber;
 use crate::spare_writes::SpareWrites;
 use crate::stats::{IoKind, IoStats, RemapCause};
@@ -63,16 +63,6 @@ const FLUSH_MAIN: u32 = 0;
 
 fn ctr_err(errno: Error, msg: &'static CStr) -> CtrError {
     CtrError::new(errno, msg)
-}
-
-/// A zeroed, kmalloc'ed buffer of one unit (block I/O needs direct-mapped memory).
-fn unit_buffer(unit_bytes: u32) -> Result<KVec<u8>, CtrError> {
-    let len = usize::try_from(unit_bytes).map_err(|_| ctr_err(EINVAL, c"Bad unit size"))?;
-    let mut buf = KVec::with_capacity(len, GFP_KERNEL)
-        .map_err(|e| ctr_err(e.into(), c"Cannot allocate the copy buffer"))?;
-    buf.resize(len, 0, GFP_KERNEL)
-        .map_err(|e| ctr_err(e.into(), c"Cannot allocate the copy buffer"))?;
-    Ok(buf)
 }
 
 /// Checks a message's sector; `quiesced` for messages that copy data, which no write may race with.
@@ -249,16 +239,14 @@ impl Target for RemapTarget {
             resync,
             removed,
         } = assemble(ctr, &line, main, base)?;
-        let buf = unit_buffer(unit_bytes)?;
-        let check = unit_buffer(unit_bytes)?;
+        let buf =
+            unit_buffer(unit_bytes).map_err(|e| ctr_err(e, c"Cannot allocate the copy buffer"))?;
+        let check =
+            unit_buffer(unit_bytes).map_err(|e| ctr_err(e, c"Cannot allocate the copy buffer"))?;
         let batch = KVec::with_capacity(MAX_BATCH, GFP_KERNEL)
             .map_err(|e| ctr_err(e.into(), c"Cannot allocate the commit batch"))?;
-        let spare_writes = usize::try_from(unit_bytes)
-            .map_err(|_| ctr_err(EINVAL, c"Bad unit size"))
-            .and_then(|len| {
-                SpareWrites::new(len)
-                    .map_err(|e| ctr_err(e.into(), c"Cannot allocate the relocation buffers"))
-            })?;
+        let spare_writes = SpareWrites::new(unit_bytes)
+            .map_err(|e| ctr_err(e, c"Cannot allocate the relocation buffers"))?;
         // A flush must reach every device that may hold acknowledged data: the main and each spare.
         let flush_bios = u32::try_from(setup.spares.len())
             .ok()
